@@ -1,0 +1,1 @@
+"""Benchmarks: model size and FLOPs, accuracy side by side with baselines, speed."""

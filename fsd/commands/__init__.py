@@ -1,0 +1,1 @@
+"""Command groups of the `fsd` CLI, one module per job."""

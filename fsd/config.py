@@ -1,0 +1,315 @@
+"""Pipeline configuration: YAML files validated into typed sections.
+
+Every key is checked (unknown keys are errors), and an invalid file fails with a message that
+names the key, e.g. ``configs/x.yaml: train.lr: Input should be greater than 0``. Sections map one
+to one to the commands that use them; values derived from several sections (the number of
+classes, the model's pixel spacing) are computed here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from fsd.errors import ConfigError
+from fsd.preprocess import PreprocessConfig
+
+NormKind = Literal["bn", "gn", "in", "ln", "bin", "iln", "sn", "ssn", "syncsn"]
+Task = Literal["binary", "types"]
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are rejected."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SynthSection(Section):
+    """How to generate the synthetic data set when ``data.root`` does not exist yet."""
+
+    patients: int = Field(40, ge=1)
+    size: int = Field(256, ge=64)
+    seed: int = 1
+    type_all: bool = True
+
+
+class DataSection(Section):
+    root: Path = Path("data/synth")
+    synth: SynthSection | None = None
+    drop_noisy: bool = True
+    #: multi-type task: typed lesions are re-split by patient with these fractions and seed
+    type_split: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    split_seed: int = 0
+    #: keep preprocessed items in memory (fast epochs on small data sets)
+    cache: bool = True
+    num_workers: int = Field(0, ge=0)
+
+    @field_validator("type_split")
+    @classmethod
+    def _fractions(cls, value: tuple[float, float, float]) -> tuple[float, float, float]:
+        if any(v < 0 for v in value) or abs(sum(value) - 1.0) > 1e-6:
+            raise ValueError("must be three non-negative fractions that sum to 1")
+        return value
+
+
+class PreprocessSection(Section):
+    window_hu: tuple[float, float] = (-1024.0, 3071.0)
+    spacing_mm: float = Field(0.8, gt=0)
+    num_slices: int = Field(3, ge=1)
+    slice_interval_mm: float = Field(2.0, gt=0)
+    max_size: int = Field(512, ge=32)
+    clip_black_border: bool = True
+
+    def build(self) -> PreprocessConfig:
+        return PreprocessConfig(
+            window_hu=self.window_hu,
+            spacing_mm=self.spacing_mm,
+            num_slices=self.num_slices,
+            slice_interval_mm=self.slice_interval_mm,
+            max_size=self.max_size,
+            clip_black_border=self.clip_black_border,
+        )
+
+
+class RpnSection(Section):
+    #: anchor sizes in mm, one tuple per FPN level (stride 4, 8, 16, 32); same count per level
+    anchor_sizes_mm: tuple[tuple[float, ...], ...] = ((4.0, 7.0), (11.0, 18.0), (28.0, 44.0), (70.0, 110.0))
+    aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
+    pre_nms_top_n_train: int = Field(1000, ge=1)
+    post_nms_top_n_train: int = Field(500, ge=1)
+    pre_nms_top_n_test: int = Field(500, ge=1)
+    post_nms_top_n_test: int = Field(100, ge=1)
+    nms_thresh: float = Field(0.7, gt=0, le=1)
+    fg_iou_thresh: float = Field(0.6, gt=0, le=1)
+    bg_iou_thresh: float = Field(0.3, ge=0, le=1)
+    batch_size_per_image: int = Field(256, ge=2)
+    positive_fraction: float = Field(0.5, gt=0, lt=1)
+    #: "standard": random balanced sampling; "truncated": all positives plus the hardest
+    #: negatives up to ``negative_ratio`` per positive (TruncatedRPN-style false-positive control)
+    sampling: Literal["standard", "truncated"] = "truncated"
+    negative_ratio: float = Field(3.0, gt=0)
+    min_negatives: int = Field(16, ge=1)
+
+    @model_validator(mode="after")
+    def _same_count_per_level(self) -> RpnSection:
+        counts = {len(level) for level in self.anchor_sizes_mm}
+        if len(counts) != 1 or 0 in counts:
+            raise ValueError("anchor_sizes_mm: every level needs the same, non-zero number of sizes")
+        return self
+
+
+class RoiSection(Section):
+    pool_size: int = Field(7, ge=2)
+    sampling_ratio: int = Field(2, ge=0)
+    representation: int = Field(256, ge=8)
+    batch_size_per_image: int = Field(128, ge=2)
+    positive_fraction: float = Field(0.25, gt=0, lt=1)
+    fg_iou_thresh: float = Field(0.5, gt=0, le=1)
+    bg_iou_thresh: float = Field(0.5, ge=0, le=1)
+    score_thresh: float = Field(0.01, ge=0, lt=1)
+    nms_thresh: float = Field(0.3, gt=0, le=1)
+    detections_per_img: int = Field(50, ge=1)
+
+
+class GraphSection(Section):
+    enabled: bool = False
+    hidden: int = Field(128, ge=8)
+    #: relative weight of the training-set prior in the type adjacency at initialisation
+    prior_weight: float = Field(1.0, ge=0)
+
+
+class ModelSection(Section):
+    norm: NormKind = "sn"
+    fpn_channels: int = Field(64, ge=8)
+    rpn: RpnSection = RpnSection()
+    roi: RoiSection = RoiSection()
+    graph: GraphSection = GraphSection()
+
+
+class StageSection(Section):
+    width: int = Field(ge=4)
+    blocks: int = Field(ge=1)
+
+
+class SpaceSection(Section):
+    """The search space: the backbone's stages and the RoI head cell."""
+
+    stem_channels: int = Field(16, ge=4)
+    stages: tuple[StageSection, ...] = (
+        StageSection(width=24, blocks=2),
+        StageSection(width=40, blocks=2),
+        StageSection(width=64, blocks=2),
+        StageSection(width=96, blocks=2),
+    )
+    backbone_ops: tuple[str, ...] = (
+        "conv_3x3",
+        "conv_5x5",
+        "sep_conv_3x3",
+        "sep_conv_5x5",
+        "dil_conv_3x3",
+        "dil_conv_5x5",
+        "ir_k3_e3",
+        "ir_k3_e6",
+        "ir_k5_e3",
+        "ir_k5_e6",
+        "skip",
+    )
+    head_ops: tuple[str, ...] = (
+        "conv_3x3",
+        "sep_conv_3x3",
+        "sep_conv_5x5",
+        "dil_conv_3x3",
+        "ir_k3_e3",
+        "skip",
+        "zero",
+    )
+    head_nodes: int = Field(2, ge=1)
+    head_channels: int = Field(64, ge=8)
+
+    @model_validator(mode="after")
+    def _four_stages(self) -> SpaceSection:
+        if len(self.stages) != 4:
+            raise ValueError("stages: the backbone has exactly 4 stages (strides 4, 8, 16, 32)")
+        return self
+
+
+class SearchSection(Section):
+    space: SpaceSection = SpaceSection()
+    norm: NormKind = "sn"
+    epochs: int = Field(10, ge=1)
+    warmup_epochs: int = Field(3, ge=0)
+    batch_size: int = Field(2, ge=1)
+    #: fraction of the train split held out for architecture updates (never the test split)
+    arch_val_fraction: float = Field(0.5, gt=0, lt=1)
+    weight_lr: float = Field(0.02, gt=0)
+    weight_momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(1e-4, ge=0)
+    arch_lr: float = Field(3e-4, gt=0)
+    arch_betas: tuple[float, float] = (0.5, 0.999)
+    arch_weight_decay: float = Field(1e-3, ge=0)
+    #: partial-channel mixing: only 1/k of the channels go through the mixed op (1 = off)
+    partial_channels: int = Field(1, ge=1)
+    #: weight of the expected-parameter cost (per million parameters) in the architecture loss
+    cost_weight: float = Field(0.0, ge=0)
+    #: collapse guard: at most this many parameter-free ops in the derived backbone
+    max_parameter_free_backbone: int = Field(2, ge=0)
+    max_iters_per_epoch: int | None = Field(None, ge=1)
+    grad_clip: float = Field(5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _warmup_shorter(self) -> SearchSection:
+        if self.warmup_epochs >= self.epochs:
+            raise ValueError("warmup_epochs must be smaller than epochs")
+        return self
+
+
+class AugmentSection(Section):
+    hflip: float = Field(0.0, ge=0, le=1)
+    scale_range: tuple[float, float] = (0.85, 1.15)
+    translate_px: int = Field(16, ge=0)
+    intensity_jitter: float = Field(0.03, ge=0)
+
+
+class TrainSection(Section):
+    epochs: int = Field(12, ge=1)
+    batch_size: int = Field(2, ge=1)
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    lr: float = Field(0.02, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(1e-4, ge=0)
+    norm_mix_lr_scale: float = Field(1.0, gt=0)
+    warmup_iters: int = Field(100, ge=0)
+    min_lr_ratio: float = Field(0.01, ge=0, le=1)
+    amp: bool = True
+    grad_clip: float = Field(10.0, gt=0)
+    eval_every_epochs: int = Field(1, ge=1)
+    checkpoint_every_iters: int = Field(200, ge=1)
+    max_iters_per_epoch: int | None = Field(None, ge=1)
+    augment: AugmentSection = AugmentSection()
+
+
+class EvalSection(Section):
+    fps: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+    iou: float = Field(0.5, gt=0, le=1)
+    batch_size: int = Field(4, ge=1)
+
+
+class ExportSection(Section):
+    verify_samples: int = Field(4, ge=1)
+    atol: float = Field(1e-4, gt=0)
+    torch_export: bool = False
+
+
+class FsdConfig(Section):
+    name: str = "fsd"
+    seed: int = 0
+    task: Task = "binary"
+    data: DataSection = DataSection()
+    preprocess: PreprocessSection = PreprocessSection()
+    model: ModelSection = ModelSection()
+    search: SearchSection = SearchSection()
+    train: TrainSection = TrainSection()
+    eval: EvalSection = EvalSection()
+    export: ExportSection = ExportSection()
+
+    @property
+    def num_classes(self) -> int:
+        return 1 if self.task == "binary" else 8
+
+    def preprocess_config(self) -> PreprocessConfig:
+        return self.preprocess.build()
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def _format_validation_error(source: str, error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "<root>"
+        lines.append(f"{source}: {key}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def parse_config(data: dict[str, Any], source: str = "<config>") -> FsdConfig:
+    """Validate a config mapping; raises ConfigError naming each bad key."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of sections")
+    try:
+        return FsdConfig.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(_format_validation_error(source, error)) from None
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> FsdConfig:
+    """Load a YAML config file, apply ``key.sub=value`` overrides, and validate it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({error})") from None
+    for override in overrides or []:
+        apply_override(data, override)
+    return parse_config(data, str(path))
+
+
+def apply_override(data: dict[str, Any], override: str) -> None:
+    """Apply one ``a.b.c=value`` override (value parsed as YAML) to a nested mapping."""
+    if "=" not in override:
+        raise ConfigError(f"override {override!r}: expected key=value")
+    key, raw = override.split("=", 1)
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise ConfigError(f"override {override!r}: empty key")
+    node = data
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {override!r}: {part} is not a section")
+        node = child
+    node[parts[-1]] = yaml.safe_load(raw)

@@ -1,0 +1,203 @@
+"""`fsd demo` (what `make demo` runs): the whole product on the embedded default, end to end.
+
+1. synthetic DeepLesion-format data with DICOM series (``data.root`` of the config);
+2. ``fsd search`` -> genotype.json; 3. ``fsd train`` -> best.pt; 4. ``fsd evaluate`` on the test
+   split -> report.json, froc.png; 5. ``fsd export`` -> model.ts, model.json;
+6. the server on loopback with a fresh API key, a synthetic DICOM series of a test patient POSTed
+   to /v1/detect, the key slice's detections printed next to its ground truth, the server stopped.
+
+Each stage reuses finished output and resumes an interrupted one, so re-running is cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from fsd.config import FsdConfig, load_config
+from fsd.data.dl_info import KeySliceRecord, read_dl_info
+from fsd.data.splits import select_records
+from fsd.errors import FsdError
+
+console = Console()
+
+
+def _stage(title: str) -> None:
+    console.rule(f"[bold cyan]{title}")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def ensure_demo_data(config: FsdConfig) -> None:
+    root = config.data.root
+    if (root / "DL_info.csv").is_file() and (root / "dicom").is_dir():
+        console.print(f"reusing synthetic data in {root}")
+        return
+    if config.data.synth is None:
+        raise FsdError("the demo config needs data.synth to generate its data")
+    from fsd.data.synth import generate_dataset
+
+    synth = config.data.synth
+    generate_dataset(root, patients=synth.patients, size=synth.size, seed=synth.seed, dicom=True, type_all=synth.type_all)
+
+
+def run_search(config: FsdConfig, out: Path) -> Path:
+    from search.loop import search
+
+    genotype = out / "genotype.json"
+    if genotype.is_file():
+        console.print(f"reusing {genotype}")
+        return genotype
+    return search(config, out, resume=(out / "search_last.pt").is_file()).genotype_path
+
+
+def run_training(config: FsdConfig, genotype: Path, out: Path) -> Path:
+    from fsd.engine.trainer import train
+    from fsd.models import architecture_record, load_genotype
+
+    best, last = out / "best.pt", out / "last.pt"
+    if (out / "summary.json").is_file():
+        console.print(f"reusing {out}")
+        return best if best.is_file() else last
+    result = train(config, architecture_record(genotype=load_genotype(genotype)), out, resume=last.is_file())
+    return result.best_checkpoint or result.last_checkpoint
+
+
+def pick_test_key_slice(config: FsdConfig) -> KeySliceRecord:
+    """The test-split key slice with the most lesions whose DICOM series exists."""
+    records = read_dl_info(config.data.root / "DL_info.csv")
+    data = config.data
+    test = select_records(records, "test", config.task, data.drop_noisy, data.type_split, data.split_seed)
+    test = [r for r in test if (config.data.root / "dicom" / r.folder).is_dir()]
+    if not test:
+        raise FsdError("no test-split key slice with a DICOM series; regenerate the demo data")
+    return max(test, key=lambda r: (len(r.lesions), -r.patient))
+
+
+def series_files(config: FsdConfig, record: KeySliceRecord) -> list[Path]:
+    """The key slice's DICOM file and its neighbours within the slice context reach."""
+    folder = config.data.root / "dicom" / record.folder
+    reach = config.preprocess.slice_interval_mm * (config.preprocess.num_slices // 2)
+    steps = int(np.ceil(reach / record.slice_interval_mm)) + 1
+    wanted = range(record.key_slice - steps, record.key_slice + steps + 1)
+    return [folder / f"{i:03d}.dcm" for i in wanted if (folder / f"{i:03d}.dcm").is_file()]
+
+
+def start_server(model_dir: Path, port: int, api_key: str) -> subprocess.Popen:
+    env = {**os.environ, "FSD_API_KEY": api_key, "FSD_MODEL_DIR": str(model_dir)}
+    command = [sys.executable, "-m", "fsd", "serve", "--model", str(model_dir), "--host", "127.0.0.1", "--port", str(port)]
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def wait_ready(base: str, process: subprocess.Popen, timeout_s: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise FsdError(f"the server exited early:\n{process.stderr.read() if process.stderr else ''}")
+        try:
+            if httpx.get(f"{base}/health/ready", timeout=2.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise FsdError(f"the server was not ready within {timeout_s:.0f} s")
+
+
+def _iou(a: list[float], b: list[float]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def query_server(config: FsdConfig, model_dir: Path) -> dict[str, Any]:
+    """Serve the exported model, POST a test patient's DICOM series, print detections vs truth."""
+    record = pick_test_key_slice(config)
+    files = series_files(config, record)
+    port, api_key = _free_port(), secrets.token_urlsafe(24)
+    base = f"http://127.0.0.1:{port}"
+    process = start_server(model_dir, port, api_key)
+    try:
+        wait_ready(base, process)
+        multipart = [("files", (f.name, f.read_bytes(), "application/dicom")) for f in files]
+        response = httpx.post(f"{base}/v1/detect", files=multipart, headers={"X-API-Key": api_key}, timeout=120.0)
+        if response.status_code != 200:
+            raise FsdError(f"/v1/detect answered {response.status_code}: {response.text}")
+        answer = response.json()
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    key_name = f"{record.key_slice:03d}.dcm"
+    key_result = next(r for r in answer["results"] if Path(str(r.get("source", ""))).name == key_name)
+    table = Table(title=f"{record.folder} slice {record.key_slice}: POSTed {len(files)} DICOM slices, {len(answer['results'])} results")
+    for column in ("", "type", "box (px)", "score", "IoU with truth"):
+        table.add_column(column)
+    for lesion in record.lesions:
+        table.add_row("truth", _type_name(lesion.lesion_type), _box(lesion.box), "", "")
+    shown = [d for d in key_result["detections"] if d["score"] >= 0.3][:8]
+    for detection in shown:
+        best = max((_iou(detection["box_px"], list(les.box)) for les in record.lesions), default=0.0)
+        table.add_row("detected", detection["type"], _box(detection["box_px"]), f"{detection['score']:.2f}", f"{best:.2f}")
+    console.print(table)
+    console.print(f"timing (ms): {json.dumps(answer.get('timing_ms', {}))}")
+    return answer
+
+
+def _type_name(type_id: int) -> str:
+    from fsd.constants import LESION_TYPES
+
+    return LESION_TYPES[type_id - 1] if 1 <= type_id <= 8 else "lesion"
+
+
+def _box(box: Any) -> str:
+    return "[" + ", ".join(f"{float(v):.0f}" for v in box) + "]"
+
+
+def run_demo(config_path: Path, out: Path) -> dict[str, Any]:
+    from fsd.engine.evaluation import evaluate_model
+    from fsd.export import export_model
+
+    started = time.monotonic()
+    config = load_config(config_path)
+    _stage("1/6 synthetic DeepLesion-format data (+ DICOM series)")
+    ensure_demo_data(config)
+    _stage("2/6 architecture search")
+    genotype = run_search(config, out / "search")
+    _stage("3/6 training the derived network from scratch")
+    checkpoint = run_training(config, genotype, out / "train")
+    _stage("4/6 evaluation on the test split")
+    report = evaluate_model(checkpoint, config.data.root, split="test", out_dir=out / "train", batch_size=config.eval.batch_size)
+    _stage("5/6 export (TorchScript + model card)")
+    exported = export_model(checkpoint, out / "export", report=out / "train" / "report.json")
+    console.print(f"wrote {exported.model_path} and {exported.card_path}")
+    _stage("6/6 serving: POST a synthetic DICOM series to /v1/detect")
+    query_server(config, out / "export")
+    minutes = (time.monotonic() - started) / 60
+    console.rule("[bold green]demo finished")
+    console.print(
+        f"test split: sensitivity {100 * report['froc']['4']:.1f}% at 4 FPs/image, "
+        f"{100 * report['froc']['1']:.1f}% at 1 FP/image, mean(0.5-4) {100 * report['froc_mean_0.5_4']:.1f}%, "
+        f"AP50 {100 * report['AP50']:.1f}%  ({minutes:.1f} min)"
+    )
+    console.print(f"plots: {out / 'search' / 'alphas.png'}, {out / 'train' / 'training.png'}, {out / 'train' / 'froc.png'}")
+    return report

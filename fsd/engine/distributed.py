@@ -1,0 +1,73 @@
+"""torch.distributed set-up for runs under ``torchrun`` (gloo on CPU, NCCL on GPU).
+
+Without torchrun's environment variables everything runs in one process and the helpers here
+are no-ops, so the same code path serves one CPU, one GPU and many processes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistributedContext:
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def resolve_device(preference: str = "auto", local_rank: int = 0) -> torch.device:
+    """"auto" picks the process's GPU when CUDA is available, else the CPU."""
+    if preference == "auto":
+        return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
+    device = torch.device(preference)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("CUDA was requested but no GPU is available")
+    return device
+
+
+def init_distributed(device_preference: str = "auto") -> DistributedContext:
+    """Initialise the process group when launched by torchrun; otherwise a single-process context."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = resolve_device(device_preference, local_rank)
+    if world_size > 1 and not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend=backend)
+    return DistributedContext(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
+
+
+def barrier(context: DistributedContext) -> None:
+    if context.distributed and dist.is_initialized():
+        dist.barrier()
+
+
+def broadcast_object(context: DistributedContext, value: Any) -> Any:
+    """Rank 0's ``value`` on every rank."""
+    if not (context.distributed and dist.is_initialized()):
+        return value
+    holder = [value]
+    dist.broadcast_object_list(holder, src=0)
+    return holder[0]
+
+
+def shutdown(context: DistributedContext) -> None:
+    if context.distributed and dist.is_initialized():
+        dist.destroy_process_group()

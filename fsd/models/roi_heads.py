@@ -1,0 +1,166 @@
+"""Second stage: RoIAlign over the pyramid, the (searched) box head, the predictor, losses and
+post-processing.
+
+Lesion detection is class-agnostic first (DeepLesion's metric) and typed second, so the head
+regresses one box per RoI and classifies it into background + K types. A detection's ``score`` is
+1 - P(background), its ``labels`` the most likely type and ``type_scores`` the type probabilities
+given that it is a lesion. NMS is class-agnostic.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models.detection import _utils as det_utils
+from torchvision.ops import MultiScaleRoIAlign, batched_nms, box_iou
+from torchvision.ops import boxes as box_ops
+
+from fsd.models.graph import body_boxes
+
+
+class LesionRoIHeads(nn.Module):
+    __annotations__ = {
+        "box_coder": det_utils.BoxCoder,
+        "proposal_matcher": det_utils.Matcher,
+        "fg_bg_sampler": det_utils.BalancedPositiveNegativeSampler,
+    }
+
+    def __init__(
+        self,
+        box_roi_pool: MultiScaleRoIAlign,
+        box_head: nn.Module,
+        box_predictor: nn.Module,
+        num_classes: int,
+        fg_iou_thresh: float,
+        bg_iou_thresh: float,
+        batch_size_per_image: int,
+        positive_fraction: float,
+        score_thresh: float,
+        nms_thresh: float,
+        detections_per_img: int,
+        body_threshold: float,
+        body_channel: int,
+        auxiliary_loss_weight: float = 0.5,
+    ) -> None:
+        super().__init__()
+        self.box_roi_pool = box_roi_pool
+        self.box_head = box_head
+        self.box_predictor = box_predictor
+        self.num_classes = num_classes
+        self.box_coder = det_utils.BoxCoder((10.0, 10.0, 5.0, 5.0))
+        self.proposal_matcher = det_utils.Matcher(fg_iou_thresh, bg_iou_thresh, allow_low_quality_matches=False)
+        self.fg_bg_sampler = det_utils.BalancedPositiveNegativeSampler(batch_size_per_image, positive_fraction)
+        self.score_thresh = score_thresh
+        self.nms_thresh = nms_thresh
+        self.detections_per_img = detections_per_img
+        self.body_threshold = body_threshold
+        self.body_channel = body_channel
+        self.auxiliary_loss_weight = auxiliary_loss_weight
+
+    def select_training_samples(
+        self, proposals: list[torch.Tensor], targets: list[dict[str, torch.Tensor]]
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+        """Add ground truth to the proposals, match, sample; returns proposals, labels, box targets."""
+        sampled_proposals: list[torch.Tensor] = []
+        sampled_labels: list[torch.Tensor] = []
+        regression: list[torch.Tensor] = []
+        matched_labels: list[torch.Tensor] = []
+        matched_boxes: list[torch.Tensor] = []
+        all_proposals: list[torch.Tensor] = []
+        for image_proposals, target in zip(proposals, targets):
+            gt_boxes = target["boxes"].to(image_proposals.dtype)
+            gt_labels = target["labels"]
+            image_proposals = torch.cat([image_proposals, gt_boxes])
+            if gt_boxes.numel() == 0:
+                labels = torch.zeros((image_proposals.shape[0],), dtype=torch.int64, device=image_proposals.device)
+                boxes = torch.zeros_like(image_proposals)
+            else:
+                matches = self.proposal_matcher(box_iou(gt_boxes, image_proposals))
+                boxes = gt_boxes[matches.clamp(min=0)]
+                labels = gt_labels[matches.clamp(min=0)].to(torch.int64)
+                labels[matches == self.proposal_matcher.BELOW_LOW_THRESHOLD] = 0
+                labels[matches == self.proposal_matcher.BETWEEN_THRESHOLDS] = -1
+            all_proposals.append(image_proposals)
+            matched_labels.append(labels)
+            matched_boxes.append(boxes)
+        positives, negatives = self.fg_bg_sampler(matched_labels)
+        for index in range(len(all_proposals)):
+            keep = torch.where(positives[index] | negatives[index])[0]
+            sampled_proposals.append(all_proposals[index][keep])
+            sampled_labels.append(matched_labels[index][keep])
+            regression.append(self.box_coder.encode_single(matched_boxes[index][keep], all_proposals[index][keep]))
+        return sampled_proposals, sampled_labels, regression
+
+    def losses(
+        self,
+        class_logits: torch.Tensor,
+        box_deltas: torch.Tensor,
+        auxiliary_logits: torch.Tensor,
+        labels: list[torch.Tensor],
+        regression_targets: list[torch.Tensor],
+    ) -> dict[str, torch.Tensor]:
+        all_labels = torch.cat(labels, dim=0)
+        all_targets = torch.cat(regression_targets, dim=0)
+        losses: dict[str, torch.Tensor] = {"loss_classifier": F.cross_entropy(class_logits, all_labels)}
+        positive = torch.where(all_labels > 0)[0]
+        losses["loss_box_reg"] = F.smooth_l1_loss(
+            box_deltas[positive], all_targets[positive], beta=1 / 9, reduction="sum"
+        ) / max(all_labels.numel(), 1)
+        if auxiliary_logits.numel() > 0:
+            losses["loss_classifier_base"] = self.auxiliary_loss_weight * F.cross_entropy(auxiliary_logits, all_labels)
+        return losses
+
+    def postprocess(
+        self,
+        class_logits: torch.Tensor,
+        box_deltas: torch.Tensor,
+        proposals: list[torch.Tensor],
+        image_sizes: list[tuple[int, int]],
+    ) -> list[dict[str, torch.Tensor]]:
+        counts = [p.shape[0] for p in proposals]
+        decoded = self.box_coder.decode_single(box_deltas, torch.cat(proposals, dim=0))
+        probabilities = torch.softmax(class_logits.float(), dim=-1)
+        lesion_scores = 1.0 - probabilities[:, 0]
+        type_scores = probabilities[:, 1:] / lesion_scores.clamp(min=1e-6)[:, None]
+        type_labels = type_scores.argmax(dim=1) + 1
+        results: list[dict[str, torch.Tensor]] = []
+        start = 0
+        for index, count in enumerate(counts):
+            boxes = box_ops.clip_boxes_to_image(decoded[start : start + count], image_sizes[index])
+            scores = lesion_scores[start : start + count]
+            labels = type_labels[start : start + count]
+            types = type_scores[start : start + count]
+            start += count
+            keep = torch.where(scores > self.score_thresh)[0]
+            boxes, scores, labels, types = boxes[keep], scores[keep], labels[keep], types[keep]
+            keep = box_ops.remove_small_boxes(boxes, 1e-2)
+            boxes, scores, labels, types = boxes[keep], scores[keep], labels[keep], types[keep]
+            keep = batched_nms(boxes, scores, torch.zeros_like(labels), self.nms_thresh)[: self.detections_per_img]
+            results.append({"boxes": boxes[keep], "scores": scores[keep], "labels": labels[keep], "type_scores": types[keep]})
+        return results
+
+    def forward(
+        self,
+        features: dict[str, torch.Tensor],
+        proposals: list[torch.Tensor],
+        images: torch.Tensor,
+        image_sizes: list[tuple[int, int]],
+        targets: list[dict[str, torch.Tensor]] | None = None,
+    ) -> tuple[list[dict[str, torch.Tensor]], dict[str, torch.Tensor]]:
+        labels: list[torch.Tensor] = []
+        regression_targets: list[torch.Tensor] = []
+        if self.training:
+            if targets is None:
+                raise ValueError("training needs targets")
+            proposals, labels, regression_targets = self.select_training_samples(proposals, targets)
+        pooled = self.box_roi_pool(features, proposals, image_sizes)
+        box_features = self.box_head(pooled)
+        if self.box_predictor.uses_body:
+            bodies = body_boxes(images, image_sizes, self.body_threshold, self.body_channel)
+        else:
+            bodies = images.new_zeros((len(image_sizes), 4))
+        class_logits, box_deltas, auxiliary_logits = self.box_predictor(box_features, proposals, bodies)
+        if self.training:
+            return [], self.losses(class_logits, box_deltas, auxiliary_logits, labels, regression_targets)
+        return self.postprocess(class_logits, box_deltas, proposals, image_sizes), {}
