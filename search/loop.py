@@ -40,7 +40,7 @@ from fsd.engine.schedule import apply_lr, lr_at
 from fsd.engine.trainer import AugmentedView, TrainingError
 from fsd.errors import DataError
 from fsd.models import DetectorConfig, Genotype
-from fsd.nn import convert_sync_switchnorm, norm_parameter_groups
+from fsd.nn import clip_batch_instance_gates, convert_sync_switchnorm, norm_parameter_groups, update_sparse_radius
 from search.derive import derive_genotype
 from search.plots import plot_alphas
 from search.supernet import (
@@ -126,7 +126,9 @@ class Searcher:
         if context.distributed:
             model = convert_sync_switchnorm(model)
             model = nn.parallel.DistributedDataParallel(
-                model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+                model,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=search.norm == "ssn",
             )
         self.model = model
         augment = config.train.augment
@@ -202,11 +204,13 @@ class Searcher:
                     break
                 lr = lr_at(self.iteration, self.total_iters, search.weight_lr, 0, 0.05)
                 apply_lr(self.weight_optimizer, lr)
+                update_sparse_radius(self.model, self.iteration / max(self.total_iters - 1, 1))
                 weight_loss = self._losses(images, targets)
                 self.weight_optimizer.zero_grad(set_to_none=True)
                 weight_loss.backward()
                 nn.utils.clip_grad_norm_([p for g in self.weight_optimizer.param_groups for p in g["params"]], search.grad_clip)
                 self.weight_optimizer.step()
+                clip_batch_instance_gates(self.model)
                 record: dict[str, Any] = {"type": "search", "iteration": self.iteration + 1, "epoch": self.epoch, "weight_loss": float(weight_loss), "lr": lr}
                 if self.epoch >= search.warmup_epochs:
                     arch_images, arch_targets = next(arch_batches)

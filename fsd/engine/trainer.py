@@ -38,7 +38,7 @@ from fsd.engine.schedule import apply_lr, lr_at
 from fsd.errors import FsdError
 from fsd.models import DetectorConfig, build_from_architecture
 from fsd.models.graph import type_prior_from_records
-from fsd.nn import convert_sync_switchnorm, norm_parameter_groups
+from fsd.nn import clip_batch_instance_gates, convert_sync_switchnorm, norm_parameter_groups, update_sparse_radius
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +115,10 @@ class Trainer:
         if context.distributed:
             self.model = convert_sync_switchnorm(self.model)
             self.model = nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+                self.model,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                # frozen sparse-switchable layers stop giving their mixing logits gradients
+                find_unused_parameters=config.model.norm == "ssn",
             )
         self.optimizer = build_optimizer(self.model, config)
         train = config.train
@@ -203,6 +206,7 @@ class Trainer:
         train = self.config.train
         lr = lr_at(self.iteration, self.total_iters, train.lr, train.warmup_iters, train.min_lr_ratio)
         apply_lr(self.optimizer, lr)
+        update_sparse_radius(self.model, self.iteration / max(self.total_iters - 1, 1))
         images = [image.to(self.device, non_blocking=True) for image in images]
         targets = [{k: v.to(self.device, non_blocking=True) for k, v in t.items()} for t in targets]
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
@@ -217,6 +221,7 @@ class Trainer:
         loss.backward()
         nn.utils.clip_grad_norm_(self.model.parameters(), train.grad_clip)
         self.optimizer.step()
+        clip_batch_instance_gates(self.model)
         record = {name: float(value.detach()) for name, value in losses.items()}
         record["loss"] = float(loss.detach())
         record["lr"] = lr
