@@ -26,7 +26,13 @@ from fsd.data.dl_info import KeySliceRecord, read_dl_info
 from fsd.data.splits import select_records
 from fsd.errors import DataError
 from fsd.io.png import read_deeplesion_png
-from fsd.preprocess import Geometry, PreprocessConfig, context_offsets_mm, interpolate_context, preprocess_context
+from fsd.preprocess import (
+    Geometry,
+    PreprocessConfig,
+    context_offsets_mm,
+    interpolate_context,
+    preprocess_context,
+)
 
 logger = logging.getLogger(__name__)
 

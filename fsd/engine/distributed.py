@@ -68,6 +68,26 @@ def broadcast_object(context: DistributedContext, value: Any) -> Any:
     return holder[0]
 
 
+def gather_object(context: DistributedContext, value: Any) -> list[Any]:
+    """Every rank's ``value``, in rank order (a one-element list in a single process)."""
+    if not (context.distributed and dist.is_initialized()):
+        return [value]
+    gathered: list[Any] = [None] * context.world_size
+    dist.all_gather_object(gathered, value)
+    return gathered
+
+
+def parameter_checksum(module: torch.nn.Module) -> str:
+    """sha256 of every parameter and buffer, in state-dict order: equal only for equal weights."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
 def shutdown(context: DistributedContext) -> None:
     if context.distributed and dist.is_initialized():
         dist.destroy_process_group()

@@ -29,7 +29,7 @@ from fsd.data.augment import AugmentConfig, augment, sample_generator
 from fsd.data.deeplesion import DeepLesionDataset, collate_detection
 from fsd.engine.checkpoint import CheckpointError, atomic_save, load_checkpoint, restore_rng_state, rng_state
 from fsd.engine.datasets import ensure_data, open_split
-from fsd.engine.distributed import DistributedContext, barrier, init_distributed
+from fsd.engine.distributed import DistributedContext, barrier, gather_object, init_distributed, parameter_checksum
 from fsd.engine.metrics_log import MetricsLog
 from fsd.engine.plots import plot_training
 from fsd.engine.prediction import predict_dataset, score_predictions
@@ -300,6 +300,9 @@ def train(
         (out_dir / "config.yaml").write_text(config.to_yaml())
     log = MetricsLog(out_dir / "metrics.jsonl", trainer.iteration if resume else None, enabled=context.is_main)
     result = trainer.run(log)
+    checksums = gather_object(context, parameter_checksum(_unwrap(trainer.model)))
+    if len(set(checksums)) != 1:
+        raise TrainingError(f"data-parallel ranks ended with different weights (checksums {checksums})")
     if context.is_main:
         plot_training(out_dir / "metrics.jsonl", out_dir / "training.png", title=config.name)
         summary = {
@@ -307,6 +310,8 @@ def train(
             "primary_metric": PRIMARY_METRIC,
             "iterations": result.iterations,
             "architecture": architecture.get("kind"),
+            "world_size": context.world_size,
+            "rank_weight_checksums": checksums,
         }
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     barrier(context)

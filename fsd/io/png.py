@@ -30,9 +30,12 @@ def read_deeplesion_png(path: str | Path) -> np.ndarray:
     return (stored - DEEPLESION_HU_OFFSET).astype(np.float32)
 
 
-def write_deeplesion_png(path: str | Path, hu: np.ndarray) -> None:
-    """Write HU values (any float/int array, H x W) as a DeepLesion 16-bit PNG (HU + 32768)."""
+def write_deeplesion_png(path: str | Path, hu: np.ndarray, compress_level: int = 1) -> None:
+    """Write HU values (any float/int array, H x W) as a DeepLesion 16-bit PNG (HU + 32768).
+
+    Level 1 deflate is ~6x faster than PIL's default 6 for ~10% larger files (lossless either way).
+    """
     stored = np.clip(np.rint(np.asarray(hu, dtype=np.float64)) + DEEPLESION_HU_OFFSET, 0, 65535)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(stored.astype(np.uint16)).save(path, format="PNG")
+    Image.fromarray(stored.astype(np.uint16)).save(path, format="PNG", compress_level=compress_level)
