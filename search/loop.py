@@ -40,7 +40,12 @@ from fsd.engine.schedule import apply_lr, lr_at
 from fsd.engine.trainer import AugmentedView, TrainingError
 from fsd.errors import DataError
 from fsd.models import DetectorConfig, Genotype
-from fsd.nn import clip_batch_instance_gates, convert_sync_switchnorm, norm_parameter_groups, update_sparse_radius
+from fsd.nn import (
+    clip_batch_instance_gates,
+    convert_sync_switchnorm,
+    norm_parameter_groups,
+    update_sparse_radius,
+)
 from search.derive import derive_genotype
 from search.plots import plot_alphas
 from search.supernet import (

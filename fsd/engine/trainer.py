@@ -29,7 +29,13 @@ from fsd.data.augment import AugmentConfig, augment, sample_generator
 from fsd.data.deeplesion import DeepLesionDataset, collate_detection
 from fsd.engine.checkpoint import CheckpointError, atomic_save, load_checkpoint, restore_rng_state, rng_state
 from fsd.engine.datasets import ensure_data, open_split
-from fsd.engine.distributed import DistributedContext, barrier, gather_object, init_distributed, parameter_checksum
+from fsd.engine.distributed import (
+    DistributedContext,
+    barrier,
+    gather_object,
+    init_distributed,
+    parameter_checksum,
+)
 from fsd.engine.metrics_log import MetricsLog
 from fsd.engine.plots import plot_training
 from fsd.engine.prediction import predict_dataset, score_predictions
@@ -38,7 +44,12 @@ from fsd.engine.schedule import apply_lr, lr_at
 from fsd.errors import FsdError
 from fsd.models import DetectorConfig, build_from_architecture
 from fsd.models.graph import type_prior_from_records
-from fsd.nn import clip_batch_instance_gates, convert_sync_switchnorm, norm_parameter_groups, update_sparse_radius
+from fsd.nn import (
+    clip_batch_instance_gates,
+    convert_sync_switchnorm,
+    norm_parameter_groups,
+    update_sparse_radius,
+)
 
 logger = logging.getLogger(__name__)
 
