@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -25,6 +26,8 @@ def search_command(config: ConfigOption, out: OutOption, resume: ResumeOption = 
     from search.loop import search
 
     result = search(load_config(config, overrides), out, resume=resume, device=device)
+    if os.environ.get("RANK", "0") != "0":
+        return
     typer.echo(f"genotype: {result.genotype_path} (search took {result.seconds:.0f} s)")
 
 
@@ -51,6 +54,8 @@ def train_command(
         if baseline not in BASELINES:
             raise FsdError(f"unknown baseline {baseline!r}; choose one of {', '.join(BASELINES)}")
     result = train(load_config(config, overrides), architecture, out, resume=resume, device=device)
+    if os.environ.get("RANK", "0") != "0":
+        return
     best = f"{result.best_metric:.4f}" if result.best_metric is not None else "n/a"
     typer.echo(f"trained {result.iterations} iterations; best validation FROC mean (0.5-4 FPs): {best}; checkpoints in {out}")
 

@@ -1,6 +1,7 @@
 """Model inputs for inference, from DICOM slices or DeepLesion PNGs, through :mod:`fsd.preprocess`.
 
-DICOM: slices are grouped by series and ordered along the slice normal; each slice's context
+DICOM: slices are grouped by series and ordered head to feet (DeepLesion's slice order, which
+fixes the order of the context channels); each slice's context
 channels are interpolated from its neighbours in the upload at the model's slice interval
 (2 mm by default). Fallback when neighbours are absent (a single uploaded slice, or a series
 whose positions are unknown, repeated or whose slices differ in size): the slice itself fills
@@ -59,16 +60,19 @@ def _used_neighbours(positions: np.ndarray, key: float, config: PreprocessConfig
     return len(used)
 
 
-def _position_mm(ct_slice: CTSlice) -> float:
-    """Position along the scan axis in mm (normal position, else SliceLocation), NaN if unknown."""
+def _depth_mm(ct_slice: CTSlice) -> float:
+    """Position from head to feet in mm (minus the normal position, else minus SliceLocation);
+    NaN if unknown. DeepLesion numbers slices in scan order, head to feet, and the model's
+    context channels follow that order (channel 0 is the most superior), so DICOM contexts are
+    stacked by depth, not by the LPS z coordinate, which grows towards the head."""
     for value in (ct_slice.normal_position_mm, ct_slice.slice_location):
         if value is not None:
-            return float(value)
+            return -float(value)
     return math.nan
 
 
 def _series_contexts(ordered: Sequence[CTSlice], config: PreprocessConfig) -> list[tuple[np.ndarray, int]]:
-    positions = np.array([_position_mm(s) for s in ordered], dtype=np.float64)
+    positions = np.array([_depth_mm(s) for s in ordered], dtype=np.float64)
     shapes = {s.hu.shape for s in ordered}
     usable = len(ordered) > 1 and len(shapes) == 1 and np.all(np.isfinite(positions)) and np.all(np.diff(positions) > 0)
     contexts = []
@@ -82,13 +86,14 @@ def _series_contexts(ordered: Sequence[CTSlice], config: PreprocessConfig) -> li
 
 
 def slice_inputs_from_ct(slices: Sequence[CTSlice], config: PreprocessConfig, sources: Sequence[str] | None = None) -> list[SliceInput]:
-    """One input per slice (per frame), grouped by series and ordered along the normal.
+    """One input per slice (per frame), grouped by series and ordered head to feet.
 
     ``sources`` optionally names where each slice came from (same order as ``slices``).
     """
     names = {id(s): (sources[i] if sources else f"slice {i + 1}") for i, s in enumerate(slices)}
     inputs: list[SliceInput] = []
-    for ordered in group_series(slices).values():
+    for feet_to_head in group_series(slices).values():
+        ordered = feet_to_head[::-1]
         for ct_slice, (context, used) in zip(ordered, _series_contexts(ordered, config)):
             image, geometry = preprocess_context(context, ct_slice.spacing_mm, config)
             inputs.append(

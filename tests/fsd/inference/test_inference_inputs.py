@@ -45,22 +45,25 @@ def _hu(image: torch.Tensor, channel: int) -> float:
     return float(image[channel, 64, 64]) * (high - low) + low
 
 
-def test_context_channels_interpolate_neighbours_at_two_mm():
-    # slices 1 mm apart holding HU = 10 * z: channels at z-2, z, z+2
+def test_context_channels_interpolate_neighbours_at_two_mm_head_first():
+    # slices 1 mm apart holding HU = 10 * z; channel 0 is the superior neighbour (z + 2), as
+    # DeepLesion numbers slices from head to feet
     files = _series([0, 1, 2, 3, 4, 5, 6], [0, 10, 20, 30, 40, 50, 60])
-    inputs = slice_inputs_from_ct(_slices(files[::-1]), CONFIG)  # upload order does not matter
+    inputs = slice_inputs_from_ct(_slices(files), CONFIG)
     middle = next(i for i in inputs if abs(i.position_mm[2] - 3.0) < 1e-6)
-    assert [round(_hu(middle.image, c)) for c in range(3)] == [10, 30, 50]
+    assert [round(_hu(middle.image, c)) for c in range(3)] == [50, 30, 10]
     assert middle.context_slices == 3
-    first = inputs[0]  # z = 0: the missing z = -2 takes the end slice
-    assert first.position_mm[2] == 0.0
-    assert [round(_hu(first.image, c)) for c in range(3)] == [0, 0, 20]
+    first = inputs[0]  # the most superior slice, z = 6: the missing z = 8 takes the end slice
+    assert first.position_mm[2] == 6.0
+    assert [round(_hu(first.image, c)) for c in range(3)] == [60, 60, 40]
+    shuffled = slice_inputs_from_ct(_slices([files[i] for i in (4, 0, 6, 2, 1, 5, 3)]), CONFIG)
+    assert [i.position_mm[2] for i in shuffled] == [6.0, 5.0, 4.0, 3.0, 2.0, 1.0, 0.0]
 
 
 def test_interpolation_between_slices_five_mm_apart():
     files = _series([0, 5, 10], [0, 50, 100])
     inputs = slice_inputs_from_ct(_slices(files), CONFIG)
-    assert [round(_hu(inputs[1].image, c)) for c in range(3)] == [30, 50, 70]
+    assert [round(_hu(inputs[1].image, c)) for c in range(3)] == [70, 50, 30]
 
 
 def test_single_slice_falls_back_to_itself():
