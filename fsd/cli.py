@@ -19,13 +19,14 @@ app = typer.Typer(
 
 def _register() -> None:
     """Attach the command groups; each module owns one job and imports heavy packages lazily."""
-    from fsd.commands import bench, data, demo, pipeline, predict
+    from fsd.commands import bench, data, demo, pipeline, predict, serve
 
     app.add_typer(data.app, name="data")
     pipeline.register(app)
     predict.register(app)
     app.add_typer(bench.app, name="bench")
     demo.register(app)
+    serve.register(app)
 
 
 _register()

@@ -1,0 +1,152 @@
+"""One detection request from body to response, shared by /v1/detect and /v1/studies.
+
+admission (concurrent-request cap) -> body read under the size limit -> multipart parts ->
+decode (thread pool) -> dynamic batcher (model thread) -> per-slice JSON via
+:func:`fsd.inference.detections_to_result` -> JSON, or a DICOM SR when the client asked for
+``application/dicom``. The event loop only awaits; the per-request deadline covers decoding,
+inference and the SR.
+Logs carry counts, timings and hashed series UIDs only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from fastapi import Request, Response
+from fastapi.responses import JSONResponse
+
+from fsd.inference import detections_to_result
+from fsd.io.dicom import hash_uid
+from service.batcher import (
+    BatcherClosedError,
+    BatcherError,
+    DeadlineExceededError,
+    OutOfMemoryError,
+    QueueFullError,
+)
+from service.body import read_body
+from service.errors import ServiceError
+from service.ingest import DecodedUploads, Upload, decode_uploads
+from service.negotiation import wants_dicom
+from service.preview import preview_data_url
+from service.sr import build_sr, read_header
+from service.state import ServiceState
+
+logger = logging.getLogger("fsd.service")
+DICOM_MEDIA_TYPE = "application/dicom"
+T = TypeVar("T")
+#: turns a request body and its Content-Type into uploads (``max_files`` is the third argument)
+UploadParser = Callable[[bytes, str | None, int], list[Upload]]
+
+
+def _unavailable(state: ServiceState, code: str, message: str) -> ServiceError:
+    return ServiceError(503, code, message, headers={"Retry-After": str(state.settings.retry_after_s)})
+
+
+def _timeout(state: ServiceState) -> ServiceError:
+    return ServiceError(
+        504,
+        "deadline_exceeded",
+        f"The request did not finish within {state.settings.request_timeout_s:g} s (setting request_timeout_s).",
+    )
+
+
+def batcher_error_to_http(state: ServiceState, error: BatcherError) -> ServiceError:
+    if isinstance(error, QueueFullError):
+        return _unavailable(state, "queue_full", "The inference queue is full; retry shortly.")
+    if isinstance(error, BatcherClosedError):
+        return _unavailable(state, "shutting_down", "The server is shutting down; retry on another instance.")
+    if isinstance(error, DeadlineExceededError):
+        return _timeout(state)
+    if isinstance(error, OutOfMemoryError):
+        return _unavailable(state, "insufficient_memory", "The model ran out of memory on a single slice of this request.")
+    return ServiceError(500, "inference_failed", "The model failed on this request; the failure was logged.")
+
+
+async def _in_pool(state: ServiceState, deadline: float, function: Callable[..., T], *args: Any) -> T:
+    loop = asyncio.get_running_loop()
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise _timeout(state)
+    try:
+        return await asyncio.wait_for(loop.run_in_executor(state.decode_pool, function, *args), remaining)
+    except asyncio.TimeoutError:
+        raise _timeout(state) from None
+
+
+def _attach_previews(results: list[dict[str, Any]], decoded: DecodedUploads) -> None:
+    by_key = {(s.sop_instance_uid, s.frame): s for s in decoded.slices}
+    for result in results:
+        ct_slice = by_key[(result["sop_instance_uid"], result["frame"])]
+        result["preview_png"] = preview_data_url(ct_slice.hu, ct_slice.window)
+
+
+def _sr_bytes(state: ServiceState, results: list[dict[str, Any]], uploads: list[Upload], min_score: float) -> bytes:
+    headers = [read_header(upload.data) for upload in uploads]
+    return build_sr(results, headers, model_name=state.model.name, model_version=state.model.version, min_score=min_score)
+
+
+async def detect(
+    state: ServiceState, uploads: list[Upload], *, min_score: float, preview: bool, as_dicom: bool, started: float
+) -> dict[str, Any] | Response:
+    """Run ``uploads`` through the model; ``started`` is the request's ``time.monotonic()`` start."""
+    if not state.ready:
+        raise _unavailable(state, "not_ready", "The model is still warming up; retry shortly.")
+    deadline = started + state.settings.request_timeout_s
+    preprocess = state.model.preprocess
+    decoded = await _in_pool(
+        state, deadline, decode_uploads, uploads, preprocess, state.settings.max_pixel_bytes_per_file
+    )
+    decoded_at = time.monotonic()
+    try:
+        detections = await state.batcher.submit(
+            [item.image for item in decoded.inputs], timeout_s=max(deadline - decoded_at, 0.001)
+        )
+    except BatcherError as error:
+        raise batcher_error_to_http(state, error) from None
+    inferred_at = time.monotonic()
+    class_names = state.model.class_names
+    results = [detections_to_result(d, i, class_names, min_score) for d, i in zip(detections, decoded.inputs)]
+    if preview and not as_dicom:
+        await _in_pool(state, deadline, _attach_previews, results, decoded)
+    series = sorted({hash_uid(str(s.series_instance_uid)) for s in decoded.slices})
+    found = sum(len(result["detections"]) for result in results)
+    timing = {
+        "decode": round((decoded_at - started) * 1000, 1),
+        "inference": round((inferred_at - decoded_at) * 1000, 1),
+        "total": round((time.monotonic() - started) * 1000, 1),
+    }
+    logger.info(
+        "detected %d lesion(s) on %d slice(s) from %d file(s), series %s, %.0f ms",
+        found, len(results), len(uploads), ",".join(series), timing["total"],
+    )
+    if as_dicom:
+        document = await _in_pool(state, deadline, _sr_bytes, state, results, uploads, min_score)
+        return Response(document, media_type=DICOM_MEDIA_TYPE, headers={"Content-Disposition": 'attachment; filename="fsd-sr.dcm"'})
+    return {"model": {"name": state.model.name, "version": state.model.version}, "results": results, "timing_ms": timing}
+
+
+async def answer_upload_request(
+    request: Request, state: ServiceState, parse: UploadParser, *, min_score: float | None, preview: bool
+) -> Response:
+    """The whole life of a detect request: admission, body under the limit, parsing, detection."""
+    started = time.monotonic()
+    as_dicom = wants_dicom(request.headers.get("accept"))
+    settings = state.settings
+    with state.admission.slot():
+        body = await read_body(request, settings.max_request_bytes)
+        uploads = parse(body, request.headers.get("content-type"), settings.max_files)
+        del body
+        outcome = await detect(
+            state,
+            uploads,
+            min_score=settings.min_score if min_score is None else min_score,
+            preview=preview,
+            as_dicom=as_dicom,
+            started=started,
+        )
+    return outcome if isinstance(outcome, Response) else JSONResponse(outcome)

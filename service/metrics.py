@@ -1,0 +1,85 @@
+"""Prometheus metrics of one app instance, in its own registry (tests build many apps).
+
+``MetricsMiddleware`` counts every HTTP request by route template (never the raw path, so
+scanners cannot blow up the label set), method and status, and times it.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
+
+
+class ServiceMetrics:
+    """The service's collectors, registered in a fresh :class:`CollectorRegistry`."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "fsd_http_requests", "HTTP requests answered, by route template, method and status.",
+            ["route", "method", "status"], registry=self.registry,
+        )
+        self.latency = Histogram(
+            "fsd_http_request_duration_seconds", "Time from request start to the end of the response.",
+            ["route"], buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "fsd_batch_size_slices", "Slices per model call.", buckets=BATCH_BUCKETS, registry=self.registry
+        )
+        self.inference_seconds = Histogram(
+            "fsd_inference_duration_seconds", "Duration of one model call.", buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge("fsd_queue_depth_slices", "Slices waiting for the model.", registry=self.registry)
+        self.slices = Counter("fsd_slices_processed", "Slices run through the model.", registry=self.registry)
+        self.oom_splits = Counter(
+            "fsd_oom_splits", "Batches split in half after running out of memory.", registry=self.registry
+        )
+        self.rejected = Counter(
+            "fsd_requests_rejected", "Requests turned away by the batcher or the admission limit, by reason.",
+            ["reason"], registry=self.registry,
+        )
+        self.ready = Gauge("fsd_ready", "1 once the model is loaded and warmed up.", registry=self.registry)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's path template, or "unmatched"."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) and path else "unmatched"
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware (no response buffering) recording request count and latency."""
+
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def record_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record_status)
+        finally:
+            route = route_template(scope)
+            self.metrics.requests.labels(route, scope["method"], str(status)).inc()
+            self.metrics.latency.labels(route).observe(time.perf_counter() - started)

@@ -1,0 +1,64 @@
+"""The model at run time: choosing the device, loading the export, the inference function the
+batcher calls, and the warm-up inputs.
+
+Inference goes through :func:`fsd.inference.run_detector`, the same call ``fsd predict`` makes.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from fsd.errors import ConfigError
+from fsd.exported import InferenceModel, load_exported
+from fsd.inference import run_detector
+from fsd.preprocess import PreprocessConfig
+from service.batcher import BucketFn, Detection, InferFn, padded_size_bucket
+
+logger = logging.getLogger("fsd.service")
+
+#: model input stride when the model card does not record one
+DEFAULT_SIZE_DIVISIBLE = 32
+
+
+def select_device(preference: str) -> torch.device:
+    """"auto": the first GPU when CUDA is available, else the CPU; otherwise exactly what is asked."""
+    if preference == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(preference)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {preference!r} was requested but CUDA is not available on this machine")
+    return device
+
+
+def load_model(model_dir: str, device: torch.device) -> InferenceModel:
+    """The exported model on ``device``; raises ModelLoadError when ``model_dir`` is not an export."""
+    model = load_exported(model_dir, device)
+    logger.info("loaded model %s %s (%s) on %s", model.name, model.version, model.task, device)
+    return model
+
+
+def make_infer(model: InferenceModel, device: torch.device) -> InferFn:
+    """One model call on a list of (C, H, W) images, detections back on the CPU."""
+
+    def infer(images: list[torch.Tensor]) -> list[Detection]:
+        return run_detector(model.module, images, device, batch_size=max(len(images), 1))
+
+    return infer
+
+
+def size_bucket(model: InferenceModel) -> BucketFn:
+    """Batch only inputs the model pads to the same size (its ``size_divisible`` stride)."""
+    stride = int(model.card.get("detector_config", {}).get("size_divisible", DEFAULT_SIZE_DIVISIBLE))
+    return padded_size_bucket(max(stride, 1))
+
+
+def warmup_image(preprocess: PreprocessConfig, size: int | None = None) -> torch.Tensor:
+    """A CT-like input (soft-tissue ellipse with a denser disc in air) of the model's largest size."""
+    side = min(size or preprocess.max_size, preprocess.max_size)
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, side), torch.linspace(-1, 1, side), indexing="ij")
+    image = torch.full((side, side), preprocess.window_value(-1000.0))
+    image[(xs / 0.85) ** 2 + (ys / 0.7) ** 2 < 1] = preprocess.window_value(40.0)
+    image[(xs - 0.2) ** 2 + (ys + 0.1) ** 2 < 0.01] = preprocess.window_value(200.0)
+    return image.expand(preprocess.num_slices, side, side).contiguous()

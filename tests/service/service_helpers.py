@@ -1,0 +1,80 @@
+"""Helpers shared by the service tests (imported by name; pytest puts this folder on sys.path)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+API_KEY = "test-key-0123456789abcdef"
+AUTH = {"X-API-Key": API_KEY}
+
+
+def form_files(uploads: list[tuple[str, bytes]]) -> list[tuple[str, tuple[str, bytes, str]]]:
+    """httpx ``files=`` for POST /v1/detect: one repeated ``files`` field per DICOM file."""
+    return [("files", (name, data, "application/dicom")) for name, data in uploads]
+
+
+def stow_request(datas: list[bytes], part_type: str = "application/dicom") -> tuple[bytes, str]:
+    """A STOW-RS body and its Content-Type."""
+    boundary = uuid.uuid4().hex
+    chunks = []
+    for data in datas:
+        chunks.append(f"--{boundary}\r\nContent-Type: {part_type}\r\n\r\n".encode() + data + b"\r\n")
+    body = b"".join(chunks) + f"--{boundary}--\r\n".encode()
+    return body, f'multipart/related; type="application/dicom"; boundary={boundary}'
+
+
+def wait_ready(client: TestClient, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if client.get("/health/ready").status_code == 200:
+            return
+        time.sleep(0.02)
+    raise AssertionError("the app did not become ready")
+
+
+@contextmanager
+def serving(app: FastAPI, ready: bool = True) -> Iterator[TestClient]:
+    """A TestClient with the lifespan running (and, by default, the warm-up done)."""
+    with TestClient(app, raise_server_exceptions=False) as client:
+        if ready:
+            wait_ready(client)
+        yield client
+
+
+@contextmanager
+def live_server(app: FastAPI, ready_timeout_s: float = 60.0) -> Iterator[str]:
+    """Serve ``app`` with a real uvicorn server on a free loopback port; yields its base URL."""
+    import socket
+    import threading
+
+    import httpx
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=10))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + ready_timeout_s
+        while True:
+            try:
+                if httpx.get(f"{base}/health/ready", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError("the server did not become ready")
+            time.sleep(0.02)
+        yield base
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()

@@ -1,0 +1,131 @@
+"""No patient data in logs, and uploads never touch the disk."""
+
+from __future__ import annotations
+
+import io
+import logging
+import tempfile
+import warnings
+
+import pydicom
+import pytest
+from service_helpers import AUTH, form_files, stow_request
+
+from fsd.io.dicom import hash_uid
+from service.log_config import protect_library_logs
+
+PATIENT_NAME = "Zebulonovich^Quintessa"
+PATIENT_ID = "PID-4417-UNIQUE-93"
+BIRTH_DATE = "19230817"
+
+
+def _with_identity(data: bytes, **changes: object) -> bytes:
+    ds = pydicom.dcmread(io.BytesIO(data))
+    ds.PatientName = PATIENT_NAME
+    ds.PatientID = PATIENT_ID
+    ds.PatientBirthDate = BIRTH_DATE
+    for keyword, value in changes.items():
+        setattr(ds, keyword, value)
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def test_patient_identity_and_raw_uids_never_reach_the_logs(client, series_uploads, caplog):
+    caplog.set_level(logging.DEBUG)
+    uploads = [(name, _with_identity(data)) for name, data in series_uploads[:2]]
+    assert client.post("/v1/detect", files=form_files(uploads), headers=AUTH).status_code == 200
+    sr = client.post("/v1/detect", files=form_files(uploads), headers={**AUTH, "Accept": "application/dicom"})
+    assert sr.status_code == 200 and PATIENT_NAME.encode() in sr.content, "the SR itself carries the patient"
+    body, content_type = stow_request([data for _, data in uploads])
+    assert client.post("/v1/studies", content=body, headers={**AUTH, "Content-Type": content_type}).status_code == 200
+    # rejected inputs are logged too: not CT, and truncated
+    not_ct = _with_identity(uploads[0][1], Modality="MR", SOPClassUID=pydicom.uid.MRImageStorage)
+    assert client.post("/v1/detect", files=form_files([("mr.dcm", not_ct)]), headers=AUTH).status_code == 422
+    truncated = uploads[0][1][:-500]
+    assert client.post("/v1/detect", files=form_files([("cut.dcm", truncated)]), headers=AUTH).status_code == 422
+
+    logged = caplog.text
+    assert "detected" in logged, "the request summary was logged (so the check below means something)"
+    series_uid = str(pydicom.dcmread(io.BytesIO(uploads[0][1])).SeriesInstanceUID)
+    sop_uid = str(pydicom.dcmread(io.BytesIO(uploads[0][1])).SOPInstanceUID)
+    for secret in (PATIENT_NAME, "Zebulonovich", "Quintessa", PATIENT_ID, BIRTH_DATE, series_uid, sop_uid):
+        assert secret not in logged, f"{secret!r} leaked into the logs"
+    assert hash_uid(series_uid) in logged
+
+
+def test_uploads_are_never_written_to_disk(client, ct_small_bytes, tmp_path, monkeypatch):
+    """Even multi-megabyte uploads (which python-multipart would spool to a temporary file)."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an upload was about to be written to a temporary file")
+
+    for name in ("SpooledTemporaryFile", "NamedTemporaryFile", "TemporaryFile", "mkstemp"):
+        monkeypatch.setattr(tempfile, name, forbidden)
+    import starlette.datastructures
+    import starlette.formparsers
+
+    for module in (starlette.formparsers, starlette.datastructures):
+        if hasattr(module, "SpooledTemporaryFile"):
+            monkeypatch.setattr(module, "SpooledTemporaryFile", forbidden)
+
+    ds = pydicom.dcmread(io.BytesIO(ct_small_bytes))
+    pixels = ds.pixel_array.repeat(4, axis=0).repeat(4, axis=1)
+    ds.Rows = ds.Columns = 512
+    ds.PixelData = pixels.tobytes()
+    uploads = []
+    for index in range(3):  # 3 x 512 KiB of pixels, over Starlette's 1 MiB spooling threshold
+        ds.SOPInstanceUID = pydicom.uid.generate_uid()
+        ds.ImagePositionPatient = [0.0, 0.0, float(index * 5)]
+        buffer = io.BytesIO()
+        ds.save_as(buffer, enforce_file_format=True)
+        uploads.append((f"big{index}.dcm", buffer.getvalue()))
+    assert sum(len(data) for _, data in uploads) > 1.5 * 2**20
+    response = client.post("/v1/detect", files=form_files(uploads), headers=AUTH)
+    assert response.status_code == 200 and len(response.json()["results"]) == 3
+    body, content_type = stow_request([data for _, data in uploads])
+    assert client.post("/v1/studies", content=body, headers={**AUTH, "Content-Type": content_type}).status_code == 200
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("route", ["/v1/detect", "/v1/studies"])
+def test_error_messages_do_not_echo_patient_data(client, series_uploads, route):
+    data = _with_identity(series_uploads[0][1], Modality="MR", SOPClassUID=pydicom.uid.MRImageStorage)
+    if route == "/v1/detect":
+        response = client.post(route, files=form_files([("x.dcm", data)]), headers=AUTH)
+    else:
+        body, content_type = stow_request([data])
+        response = client.post(route, content=body, headers={**AUTH, "Content-Type": content_type})
+    assert response.status_code == 422
+    assert PATIENT_NAME not in response.text and PATIENT_ID not in response.text
+
+
+@pytest.mark.parametrize(
+    "odd_name",
+    ["Zebulonovich^Quintessa^^^^^Extra=Comp=Onents", "Zebulonovich Quintessa"],
+    ids=["too-many-components", "single-component"],
+)
+def test_malformed_patient_values_are_withheld_from_library_logs_and_warnings(client, series_uploads, caplog, odd_name):
+    """pydicom and highdicom quote odd values in their messages; the service withholds them."""
+    caplog.set_level(logging.DEBUG)
+    data = _with_identity(series_uploads[0][1], PatientBirthDate="1923-08-17", PatientName=odd_name)
+    with warnings.catch_warnings(record=True) as shown_warnings:
+        warnings.simplefilter("default")
+        protect_library_logs()  # as create_app does at start-up (pytest resets warning filters per test)
+        headers = {**AUTH, "Accept": "application/dicom"}
+        response = client.post("/v1/detect", files=form_files([("odd.dcm", data)]), headers=headers)
+    assert response.status_code == 200
+    assert "Invalid value for VR DA: '<withheld>'" in caplog.text, "the record is kept, its value withheld"
+    assert shown_warnings == [] or all("Zebulonovich" not in str(w.message) for w in shown_warnings)
+    shown = caplog.text + "".join(str(warning.message) for warning in shown_warnings)
+    for secret in ("1923-08-17", "Zebulonovich", "Quintessa"):
+        assert secret not in shown
+
+
+def test_quoted_values_are_withheld_from_pydicom_records():
+    from service.log_config import WithholdQuotedValues
+
+    record = logging.LogRecord("pydicom", logging.WARNING, __file__, 1, "Invalid value for VR %s: %r", ("PN", "Doe^John"), None)
+    assert WithholdQuotedValues().filter(record)
+    assert record.getMessage() == "Invalid value for VR PN: '<withheld>'"
