@@ -75,8 +75,10 @@ class PreprocessSection(Section):
 
 
 class RpnSection(Section):
-    #: anchor sizes in mm, one tuple per FPN level (stride 4, 8, 16, 32); same count per level
-    anchor_sizes_mm: tuple[tuple[float, ...], ...] = ((4.0, 7.0), (11.0, 18.0), (28.0, 44.0), (70.0, 110.0))
+    #: anchor sizes in mm, one tuple per FPN level (stride 4, 8, 16, 32); same count per level.
+    #: About 3-4 strides per level at 0.8 mm/px, covering DeepLesion's boxes (lesions of 5-100 mm
+    #: plus the 5-pixel padding of their RECIST-derived boxes).
+    anchor_sizes_mm: tuple[tuple[float, ...], ...] = ((10.0, 14.0), (19.0, 27.0), (38.0, 54.0), (77.0, 108.0))
     aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
     pre_nms_top_n_train: int = Field(1000, ge=1)
     post_nms_top_n_train: int = Field(500, ge=1)

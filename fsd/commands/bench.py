@@ -44,3 +44,60 @@ def accuracy_command(
     if unknown:
         raise FsdError(f"unknown arm(s) {', '.join(unknown)}; choose from {', '.join(ARMS)}")
     typer.echo(run_accuracy_benchmark(load_config(config, overrides), out, chosen, device))
+
+
+def _ints(text: str) -> list[int]:
+    from fsd.errors import FsdError
+
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise FsdError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise FsdError(f"expected positive integers, got {text!r}")
+    return values
+
+
+@app.command("speed")
+def speed_command(
+    model: Annotated[Optional[Path], typer.Option("--model", "-m", help="Exported model directory (default: the default genotype).")] = None,
+    size: Annotated[Optional[int], typer.Option("--size", min=64, help="Square input side (default 512 on GPU, 256 on CPU).")] = None,
+    batches: Annotated[Optional[str], typer.Option("--batches", help="Comma-separated batch sizes (default 1,8,16,32,64 on GPU, 1,2 on CPU).")] = None,
+    precisions: Annotated[Optional[str], typer.Option("--precisions", help="fp32,bf16,fp16 (default fp32,bf16 on GPU, fp32 on CPU).")] = None,
+    modes: Annotated[str, typer.Option("--modes", help="eager,torchscript")] = "eager,torchscript",
+    warmup: Annotated[int, typer.Option("--warmup", min=0)] = 5,
+    repeats: Annotated[Optional[int], typer.Option("--repeats", min=1, help="Timed calls per cell (default 30 on GPU, 3 on CPU).")] = None,
+    baseline: Annotated[bool, typer.Option("--baseline/--no-baseline", help="Also time torchvision's R50-FPN.")] = True,
+    device: Annotated[str, typer.Option("--device")] = "auto",
+    out: Annotated[Path, typer.Option("--out", "-o")] = Path("runs/bench_speed"),
+) -> None:
+    """Latency/throughput of FSD and torchvision's Faster R-CNN R50-FPN in the same run."""
+    import json
+
+    import torch
+
+    from fsd.bench.speed import TorchvisionBaseline, benchmark_model, load_fsd_module, rows_as_dicts, speed_markdown
+    from fsd.engine.distributed import resolve_device
+    from fsd.errors import FsdError
+
+    target = resolve_device(device)
+    gpu = target.type == "cuda"
+    side = size or (512 if gpu else 256)
+    batch_sizes = _ints(batches) if batches else ([1, 8, 16, 32, 64] if gpu else [1, 2])
+    chosen_precisions = [p.strip() for p in (precisions or ("fp32,bf16" if gpu else "fp32")).split(",")]
+    chosen_modes = [m.strip() for m in modes.split(",")]
+    if set(chosen_precisions) - {"fp32", "bf16", "fp16"} or set(chosen_modes) - {"eager", "torchscript"}:
+        raise FsdError("precisions are fp32/bf16/fp16 and modes eager/torchscript")
+    if gpu:
+        torch.backends.cudnn.benchmark = True
+    fsd_module, channels = load_fsd_module(model, side)
+    rows = benchmark_model("FSD", fsd_module, target, side, channels, batch_sizes, chosen_precisions, chosen_modes, warmup, repeats or (30 if gpu else 3))
+    if baseline:
+        torch.manual_seed(0)
+        rows += benchmark_model("R50-FPN (torchvision)", TorchvisionBaseline(side), target, side, 3, batch_sizes, chosen_precisions, chosen_modes, warmup, repeats or (30 if gpu else 3))
+    name = torch.cuda.get_device_name(target) if gpu else "CPU"
+    table = speed_markdown(rows, name, side)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "speed.md").write_text(table + "\n")
+    (out / "speed.json").write_text(json.dumps({"device": name, "size": side, "rows": rows_as_dicts(rows)}, indent=2) + "\n")
+    typer.echo(table)

@@ -2,7 +2,7 @@
 
 Node 0 is the pooled feature projected to ``channels``; node i is the sum of its incoming edges'
 ops applied to earlier nodes; the concatenation of nodes 1..N is flattened into a fully connected
-representation. Which op sits on each edge comes from an edge factory: the genotype's op for a
+representation (FC - LayerNorm - ReLU). Which op sits on each edge comes from an edge factory: the genotype's op for a
 derived network, a mixed op during the search.
 """
 
@@ -52,6 +52,9 @@ class CellBoxHead(nn.Module):
             [edge_factory(index, source, target, channels) for index, (source, target) in enumerate(pairs)]
         )
         self.fc = nn.Linear(nodes * channels * pool_size * pool_size, representation)
+        # per-RoI layer norm before the ReLU: keeps the representation centred, so a large early
+        # step cannot push every unit negative (an all-dead head was seen training from scratch)
+        self.fc_norm = nn.LayerNorm(representation)
         self.act = nn.ReLU(inplace=True)
         self.out_channels = representation
 
@@ -68,7 +71,7 @@ class CellBoxHead(nn.Module):
             pending.append(edge(nodes[self.edge_sources[index]]))
         nodes.append(_sum(pending))
         merged = torch.cat(nodes[1:], dim=1)
-        return self.act(self.fc(merged.flatten(start_dim=1)))
+        return self.act(self.fc_norm(self.fc(merged.flatten(start_dim=1))))
 
 
 def derived_head(genotype: Genotype, in_channels: int, pool_size: int, representation: int, norm: str) -> CellBoxHead:

@@ -14,7 +14,6 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models.detection import _utils as det_utils
 from torchvision.ops import MultiScaleRoIAlign, batched_nms, box_iou
-from torchvision.ops import boxes as box_ops
 
 from fsd.models.graph import body_boxes
 
@@ -118,26 +117,37 @@ class LesionRoIHeads(nn.Module):
         proposals: list[torch.Tensor],
         image_sizes: list[tuple[int, int]],
     ) -> list[dict[str, torch.Tensor]]:
+        """Score, decode, clip, filter and suppress every image's boxes in one batched pass
+        (NMS grouped by image), then keep each image's best ``detections_per_img``."""
+        device = class_logits.device
         counts = [p.shape[0] for p in proposals]
-        decoded = self.box_coder.decode_single(box_deltas, torch.cat(proposals, dim=0))
+        image_index = torch.cat(
+            [torch.full((count,), index, dtype=torch.int64, device=device) for index, count in enumerate(counts)]
+        )
+        boxes = self.box_coder.decode_single(box_deltas, torch.cat(proposals, dim=0))
+        heights = torch.tensor([float(s[0]) for s in image_sizes], device=device, dtype=boxes.dtype)[image_index]
+        widths = torch.tensor([float(s[1]) for s in image_sizes], device=device, dtype=boxes.dtype)[image_index]
+        boxes = torch.stack(
+            [
+                torch.minimum(boxes[:, 0].clamp(min=0), widths),
+                torch.minimum(boxes[:, 1].clamp(min=0), heights),
+                torch.minimum(boxes[:, 2].clamp(min=0), widths),
+                torch.minimum(boxes[:, 3].clamp(min=0), heights),
+            ],
+            dim=1,
+        )
         probabilities = torch.softmax(class_logits.float(), dim=-1)
-        lesion_scores = 1.0 - probabilities[:, 0]
-        type_scores = probabilities[:, 1:] / lesion_scores.clamp(min=1e-6)[:, None]
-        type_labels = type_scores.argmax(dim=1) + 1
+        scores = 1.0 - probabilities[:, 0]
+        type_scores = probabilities[:, 1:] / scores.clamp(min=1e-6)[:, None]
+        labels = type_scores.argmax(dim=1) + 1
+        keep = (scores > self.score_thresh) & ((boxes[:, 2] - boxes[:, 0]) >= 1e-2) & ((boxes[:, 3] - boxes[:, 1]) >= 1e-2)
+        boxes, scores, labels, type_scores, image_index = boxes[keep], scores[keep], labels[keep], type_scores[keep], image_index[keep]
+        kept = batched_nms(boxes, scores, image_index, self.nms_thresh)
+        kept_images = image_index[kept]
         results: list[dict[str, torch.Tensor]] = []
-        start = 0
-        for index, count in enumerate(counts):
-            boxes = box_ops.clip_boxes_to_image(decoded[start : start + count], image_sizes[index])
-            scores = lesion_scores[start : start + count]
-            labels = type_labels[start : start + count]
-            types = type_scores[start : start + count]
-            start += count
-            keep = torch.where(scores > self.score_thresh)[0]
-            boxes, scores, labels, types = boxes[keep], scores[keep], labels[keep], types[keep]
-            keep = box_ops.remove_small_boxes(boxes, 1e-2)
-            boxes, scores, labels, types = boxes[keep], scores[keep], labels[keep], types[keep]
-            keep = batched_nms(boxes, scores, torch.zeros_like(labels), self.nms_thresh)[: self.detections_per_img]
-            results.append({"boxes": boxes[keep], "scores": scores[keep], "labels": labels[keep], "type_scores": types[keep]})
+        for index in range(len(counts)):
+            mine = kept[kept_images == index][: self.detections_per_img]
+            results.append({"boxes": boxes[mine], "scores": scores[mine], "labels": labels[mine], "type_scores": type_scores[mine]})
         return results
 
     def forward(

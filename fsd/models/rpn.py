@@ -1,10 +1,16 @@
-"""Region proposal network with lesion-sized anchors and a TruncatedRPN-style sampling option.
+"""Region proposal network with lesion-sized anchors, TruncatedRPN-style sampling and batched
+proposal filtering.
 
-Built on torchvision's RegionProposalNetwork. With ``sampling="truncated"`` the objectness loss
-uses every positive anchor and only the hardest negatives, at most ``negative_ratio`` per
-positive (never fewer than ``min_negatives``), instead of a random balanced sample: the easy
-background that dominates a CT slice stops diluting the loss, and the confusable background
-(vessels, bowel, bone texture) is what the RPN learns to reject.
+Built on torchvision's RegionProposalNetwork, with two changes:
+
+- ``sampling="truncated"``: the objectness loss uses every positive anchor and only the hardest
+  negatives, at most ``negative_ratio`` per positive (never fewer than ``min_negatives``),
+  instead of a random balanced sample: the easy background that dominates a CT slice stops
+  diluting the loss, and the confusable background (vessels, bowel, bone texture) is what the
+  RPN learns to reject;
+- proposals of all images are clipped, filtered and suppressed in one batched NMS call (groups =
+  image x pyramid level) instead of a Python loop of per-image NMS calls; the kept proposals are
+  the same (NMS never crosses groups), with far fewer kernel launches on a GPU.
 """
 
 from __future__ import annotations
@@ -13,17 +19,59 @@ import torch
 import torch.nn.functional as F
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
+from torchvision.ops import batched_nms
 
 from fsd.models.detector_config import DetectorConfig
 
 
-class TruncatedRPN(RegionProposalNetwork):
-    """RPN whose objectness loss keeps all positives and the hardest negatives per image."""
-
-    def __init__(self, *args, negative_ratio: float = 3.0, min_negatives: int = 16, **kwargs) -> None:
+class LesionRPN(RegionProposalNetwork):
+    def __init__(self, *args, truncated: bool = False, negative_ratio: float = 3.0, min_negatives: int = 16, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.truncated = truncated
         self.negative_ratio = negative_ratio
         self.min_negatives = min_negatives
+
+    def filter_proposals(
+        self,
+        proposals: torch.Tensor,
+        objectness: torch.Tensor,
+        image_shapes: list[tuple[int, int]],
+        num_anchors_per_level: list[int],
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        num_images = proposals.shape[0]
+        device = proposals.device
+        objectness = objectness.detach().reshape(num_images, -1)
+        levels = torch.cat(
+            [torch.full((n,), index, dtype=torch.int64, device=device) for index, n in enumerate(num_anchors_per_level)]
+        )
+        levels = levels.reshape(1, -1).expand_as(objectness)
+        top_n_idx = self._get_top_n_idx(objectness, num_anchors_per_level)
+        batch_idx = torch.arange(num_images, device=device)[:, None]
+        scores = torch.sigmoid(objectness[batch_idx, top_n_idx])
+        levels = levels[batch_idx, top_n_idx]
+        boxes = proposals[batch_idx, top_n_idx]
+        heights = torch.tensor([float(s[0]) for s in image_shapes], device=device, dtype=boxes.dtype)[:, None]
+        widths = torch.tensor([float(s[1]) for s in image_shapes], device=device, dtype=boxes.dtype)[:, None]
+        x1 = torch.minimum(boxes[..., 0].clamp(min=0), widths)
+        y1 = torch.minimum(boxes[..., 1].clamp(min=0), heights)
+        x2 = torch.minimum(boxes[..., 2].clamp(min=0), widths)
+        y2 = torch.minimum(boxes[..., 3].clamp(min=0), heights)
+        boxes = torch.stack([x1, y1, x2, y2], dim=-1)
+        images = batch_idx.expand_as(levels)
+        keep = ((x2 - x1) >= self.min_size) & ((y2 - y1) >= self.min_size) & (scores >= self.score_thresh)
+        flat_boxes = boxes[keep]
+        flat_scores = scores[keep]
+        flat_images = images[keep]
+        groups = flat_images * len(num_anchors_per_level) + levels[keep]
+        kept = batched_nms(flat_boxes, flat_scores, groups, self.nms_thresh)
+        kept_images = flat_images[kept]
+        final_boxes: list[torch.Tensor] = []
+        final_scores: list[torch.Tensor] = []
+        for index in range(num_images):
+            mine = kept[kept_images == index][: self.post_nms_top_n()]
+            final_boxes.append(flat_boxes[mine])
+            final_scores.append(flat_scores[mine])
+        return final_boxes, final_scores
 
     def compute_loss(
         self,
@@ -32,6 +80,8 @@ class TruncatedRPN(RegionProposalNetwork):
         labels: list[torch.Tensor],
         regression_targets: list[torch.Tensor],
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.truncated:
+            return super().compute_loss(objectness, pred_bbox_deltas, labels, regression_targets)
         objectness = objectness.flatten()
         scores = objectness.detach()
         positives: list[torch.Tensor] = []
@@ -58,25 +108,23 @@ class TruncatedRPN(RegionProposalNetwork):
         return objectness_loss, box_loss
 
 
-def build_rpn(config: DetectorConfig, in_channels: int) -> RegionProposalNetwork:
+def build_rpn(config: DetectorConfig, in_channels: int) -> LesionRPN:
     """The RPN the config describes, over the 4 FPN levels."""
     rpn = config.model.rpn
     sizes = config.anchor_sizes_px
-    anchor_generator = AnchorGenerator(
-        sizes=sizes, aspect_ratios=(tuple(rpn.aspect_ratios),) * len(sizes)
-    )
+    anchor_generator = AnchorGenerator(sizes=sizes, aspect_ratios=(tuple(rpn.aspect_ratios),) * len(sizes))
     head = RPNHead(in_channels, anchor_generator.num_anchors_per_location()[0])
-    kwargs = {
-        "anchor_generator": anchor_generator,
-        "head": head,
-        "fg_iou_thresh": rpn.fg_iou_thresh,
-        "bg_iou_thresh": rpn.bg_iou_thresh,
-        "batch_size_per_image": rpn.batch_size_per_image,
-        "positive_fraction": rpn.positive_fraction,
-        "pre_nms_top_n": {"training": rpn.pre_nms_top_n_train, "testing": rpn.pre_nms_top_n_test},
-        "post_nms_top_n": {"training": rpn.post_nms_top_n_train, "testing": rpn.post_nms_top_n_test},
-        "nms_thresh": rpn.nms_thresh,
-    }
-    if rpn.sampling == "truncated":
-        return TruncatedRPN(negative_ratio=rpn.negative_ratio, min_negatives=rpn.min_negatives, **kwargs)
-    return RegionProposalNetwork(**kwargs)
+    return LesionRPN(
+        anchor_generator=anchor_generator,
+        head=head,
+        fg_iou_thresh=rpn.fg_iou_thresh,
+        bg_iou_thresh=rpn.bg_iou_thresh,
+        batch_size_per_image=rpn.batch_size_per_image,
+        positive_fraction=rpn.positive_fraction,
+        pre_nms_top_n={"training": rpn.pre_nms_top_n_train, "testing": rpn.pre_nms_top_n_test},
+        post_nms_top_n={"training": rpn.post_nms_top_n_train, "testing": rpn.post_nms_top_n_test},
+        nms_thresh=rpn.nms_thresh,
+        truncated=rpn.sampling == "truncated",
+        negative_ratio=rpn.negative_ratio,
+        min_negatives=rpn.min_negatives,
+    )

@@ -1,0 +1,60 @@
+"""Benchmarks run on the CPU at reduced sizes: speed and complexity tables are produced."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fsd.bench.complexity import complexity_markdown, complexity_table
+from fsd.bench.speed import TorchvisionBaseline, benchmark_model, load_fsd_module, speed_markdown
+from fsd.config import FsdConfig
+
+pytestmark = pytest.mark.slow
+
+
+def test_complexity_table_counts_fsd_and_both_baselines():
+    rows = complexity_table(FsdConfig(), size=128)
+    names = [r.name for r in rows]
+    assert names[1:] == ["resnet50_fpn", "resnet18_fpn"]
+    fsd, r50, r18 = rows
+    assert r50.parameters > r18.parameters > fsd.parameters > 0
+    assert r50.gflops > fsd.gflops > 0
+    table = complexity_markdown(rows, 128, 3)
+    assert "| resnet50_fpn | 41.35 | 100.0% |" in table
+
+
+def test_speed_rows_cover_modes_precisions_and_batches():
+    module, channels = load_fsd_module(None, 96)
+    import torch
+
+    rows = benchmark_model("FSD", module, torch.device("cpu"), 96, channels, [1, 2], ["fp32", "bf16"], ["eager", "torchscript"], warmup=1, repeats=2)
+    assert {(r.mode, r.precision, r.batch) for r in rows} == {(m, p, b) for m in ("eager", "torchscript") for p in ("fp32", "bf16") for b in (1, 2)}
+    for row in rows:
+        assert row.latency_p50_ms > 0 and row.latency_p99_ms >= row.latency_p50_ms and row.images_per_s > 0
+        assert row.tflops is not None and row.tflops > 0 and row.peak_memory_mib is None
+    assert "| FSD | torchscript | bf16 | 2 |" in speed_markdown(rows, "CPU", 96)
+
+
+def test_torchvision_baseline_returns_detections_like_fsd():
+    import torch
+
+    torch.manual_seed(0)
+    _, detections = TorchvisionBaseline(96).eval()([torch.rand(3, 96, 96)])
+    assert set(detections[0]) >= {"boxes", "scores", "labels"}
+
+
+def test_speed_command_writes_table_and_json(tmp_path: Path):
+    result = subprocess.run(
+        [sys.executable, "-m", "fsd", "bench", "speed", "--size", "96", "--batches", "1", "--repeats", "1", "--warmup", "0", "--modes", "eager", "--no-baseline", "--device", "cpu", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = json.loads((tmp_path / "speed.json").read_text())
+    assert data["device"] == "CPU" and len(data["rows"]) == 1
+    assert (tmp_path / "speed.md").read_text().startswith("Device: CPU")
+    bad = subprocess.run([sys.executable, "-m", "fsd", "bench", "speed", "--batches", "0", "--device", "cpu"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "positive integers" in bad.stderr
