@@ -22,8 +22,7 @@ def instance_moments(x3: Tensor) -> tuple[Tensor, Tensor]:
     computes it (``x.var(-1)``). A single element (L == 1, e.g. an N x C x 1 x 1 map) has no
     unbiased variance; it gets the biased one, 0, instead of the NaN the official code produces.
     """
-    mean = x3.mean(-1, keepdim=True)
-    variance = torch.var(x3, -1, x3.shape[-1] > 1, True)
+    variance, mean = torch.var_mean(x3, [2], x3.shape[-1] > 1, True)  # one pass over x
     return mean, variance
 
 

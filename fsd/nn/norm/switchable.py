@@ -164,9 +164,15 @@ class SwitchNorm2d(nn.Module):
         return self._normalize(x3, mean, var, x)
 
     def _normalize(self, x3: Tensor, mean: Tensor, var: Tensor, x: Tensor) -> Tensor:
-        """(x - mean) / sqrt(var + eps), then the per-channel affine; returns x's shape and dtype."""
-        normalized = ((x3 - mean) / torch.sqrt(var + self.eps)).reshape(x.shape)
-        return (normalized * self.weight + self.bias).to(x.dtype)
+        """(x - mean) / sqrt(var + eps), then the per-channel affine; returns x's shape and dtype.
+
+        Folded into one multiply-add over x: scale = weight / sqrt(var + eps) and
+        shift = bias - mean * scale are computed on the (N, C, 1) statistics first.
+        """
+        channels = self.num_features
+        scale = self.weight.reshape(1, channels, 1) * torch.rsqrt(var + self.eps)
+        shift = self.bias.reshape(1, channels, 1) - mean * scale
+        return torch.addcmul(shift, x3, scale).reshape(x.shape).to(x.dtype)
 
     def _running_buffers(self) -> tuple[Tensor, Tensor]:
         running_mean = self.running_mean
