@@ -24,7 +24,6 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from fsd.config import FsdConfig
 from fsd.data.augment import AugmentConfig
@@ -46,6 +45,7 @@ from fsd.nn import (
     norm_parameter_groups,
     update_sparse_radius,
 )
+from fsd.progress import progress_bar
 from search.derive import derive_genotype
 from search.plots import plot_alphas
 from search.supernet import (
@@ -199,7 +199,7 @@ class Searcher:
 
     def run(self, log: MetricsLog, alpha_log: MetricsLog) -> None:
         search = self.config.search
-        bar = tqdm(total=self.total_iters, initial=self.iteration, desc="search", disable=not self.progress, dynamic_ncols=True)
+        bar = progress_bar(total=self.total_iters, initial=self.iteration, desc="search", disable=not self.progress)
         arch_batches = _cycle(lambda e: self._loader(self.arch_view, self.arch_sampler, self.epoch * 1000 + e))
         while self.epoch < search.epochs:
             started = time.perf_counter()

@@ -76,7 +76,13 @@ def speed_command(
 
     import torch
 
-    from fsd.bench.speed import TorchvisionBaseline, benchmark_model, load_fsd_module, rows_as_dicts, speed_markdown
+    from fsd.bench.speed import (
+        TorchvisionBaseline,
+        benchmark_model,
+        load_fsd_module,
+        rows_as_dicts,
+        speed_markdown,
+    )
     from fsd.engine.distributed import resolve_device
     from fsd.errors import FsdError
 

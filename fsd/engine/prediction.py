@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from fsd.constants import LESION_TYPES
 from fsd.data.deeplesion import DeepLesionDataset
+from fsd.progress import progress_bar
 
 
 @dataclass
@@ -45,7 +45,7 @@ def predict_dataset(
     indices = list(range(len(dataset)))
     batches = [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
     use_amp = amp and device.type == "cuda"
-    for batch in tqdm(batches, desc=f"predict {dataset.split}", disable=not progress, leave=False):
+    for batch in progress_bar(batches, desc=f"predict {dataset.split}", disable=not progress, leave=False):
         items = [dataset[i] for i in batch]
         images = [image.to(device, non_blocking=True) for image, _ in items]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):

@@ -22,7 +22,6 @@ from typing import Any
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
 from fsd.config import FsdConfig
 from fsd.data.augment import AugmentConfig, augment, sample_generator
@@ -50,6 +49,7 @@ from fsd.nn import (
     norm_parameter_groups,
     update_sparse_radius,
 )
+from fsd.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -246,7 +246,7 @@ class Trainer:
 
     def run(self, log: MetricsLog) -> TrainResult:
         train = self.config.train
-        bar = tqdm(total=self.total_iters, initial=self.iteration, desc="train", disable=not self.progress, dynamic_ncols=True)
+        bar = progress_bar(total=self.total_iters, initial=self.iteration, desc="train", disable=not self.progress)
         try:
             while self.epoch < train.epochs:
                 self.model.train()

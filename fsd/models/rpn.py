@@ -80,10 +80,26 @@ class LesionRPN(RegionProposalNetwork):
         labels: list[torch.Tensor],
         regression_targets: list[torch.Tensor],
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        if not self.truncated:
-            return super().compute_loss(objectness, pred_bbox_deltas, labels, regression_targets)
+        if self.truncated:
+            positives, negatives = self._truncated_sample(objectness, labels)
+        else:
+            positive_masks, negative_masks = self.fg_bg_sampler(labels)
+            positives = torch.where(torch.cat(positive_masks, dim=0))[0]
+            negatives = torch.where(torch.cat(negative_masks, dim=0))[0]
+        sampled = torch.cat([positives, negatives])
         objectness = objectness.flatten()
-        scores = objectness.detach()
+        all_labels = torch.cat(labels, dim=0)
+        all_targets = torch.cat(regression_targets, dim=0)
+        box_loss = F.smooth_l1_loss(
+            pred_bbox_deltas[positives], all_targets[positives], beta=1 / 9, reduction="sum"
+        ) / max(sampled.numel(), 1)
+        objectness_loss = F.binary_cross_entropy_with_logits(objectness[sampled], all_labels[sampled])
+        return objectness_loss, box_loss
+
+    def _truncated_sample(self, objectness: torch.Tensor, labels: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Indices (into the flattened anchors of the batch) of every positive and, per image, of
+        the hardest negatives: ``max(min_negatives, negative_ratio * positives)`` of them."""
+        scores = objectness.detach().flatten()
         positives: list[torch.Tensor] = []
         negatives: list[torch.Tensor] = []
         offset = 0
@@ -97,15 +113,7 @@ class LesionRPN(RegionProposalNetwork):
             positives.append(pos + offset)
             negatives.append(neg[hardest] + offset)
             offset += count
-        pos_index = torch.cat(positives)
-        sampled = torch.cat([pos_index, torch.cat(negatives)])
-        all_labels = torch.cat(labels, dim=0)
-        all_targets = torch.cat(regression_targets, dim=0)
-        box_loss = F.smooth_l1_loss(
-            pred_bbox_deltas[pos_index], all_targets[pos_index], beta=1 / 9, reduction="sum"
-        ) / max(sampled.numel(), 1)
-        objectness_loss = F.binary_cross_entropy_with_logits(objectness[sampled], all_labels[sampled])
-        return objectness_loss, box_loss
+        return torch.cat(positives), torch.cat(negatives)
 
 
 def build_rpn(config: DetectorConfig, in_channels: int) -> LesionRPN:

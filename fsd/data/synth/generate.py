@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from fsd.constants import lesion_type_name
 from fsd.data.synth.csv_rows import lesion_row, write_dl_info
@@ -28,6 +27,7 @@ from fsd.data.synth.patient import PatientPlan, plan_patient
 from fsd.data.synth.volume import disk_ranges, range_of, render_slice
 from fsd.errors import DataError
 from fsd.io.png import write_deeplesion_png
+from fsd.progress import progress_bar
 
 MARKER = "synth_info.json"
 GENERATOR_VERSION = 1
@@ -135,7 +135,7 @@ def generate_dataset(
     counts: Counter[str] = Counter()
     per_split: dict[str, Counter[str]] = {name: Counter() for name in SPLIT_NAMES.values()}
     per_type: Counter[str] = Counter()
-    for patient_index in tqdm(
+    for patient_index in progress_bar(
         range(1, patients + 1), desc="synthetic patients", unit="patient", disable=not progress
     ):
         patient, rng = plan_patient(seed, patient_index, size)

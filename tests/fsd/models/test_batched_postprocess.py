@@ -71,3 +71,30 @@ def test_batched_detection_postprocess_equals_per_image_reference(seed: int):
     for a, b in zip(got, want):
         for key in ("boxes", "scores", "labels", "type_scores"):
             assert torch.allclose(a[key].float(), b[key].float(), atol=1e-6), key
+
+
+def test_standard_rpn_sampling_equals_torchvision_and_truncated_keeps_hardest_negatives():
+    model = build_detector(tiny_genotype(), tiny_config()).train()
+    rpn = model.rpn
+    generator = torch.Generator().manual_seed(0)
+    labels = [torch.randint(-1, 2, (500,), generator=generator).float() for _ in range(2)]
+    targets = [torch.randn(500, 4, generator=generator) for _ in range(2)]
+    objectness = torch.randn(1000, 1, generator=generator)
+    deltas = torch.randn(1000, 4, generator=generator)
+    rpn.truncated = False
+    torch.manual_seed(7)
+    ours = rpn.compute_loss(objectness, deltas, labels, targets)
+    torch.manual_seed(7)
+    theirs = RegionProposalNetwork.compute_loss(rpn, objectness, deltas, labels, targets)
+    assert torch.allclose(ours[0], theirs[0]) and torch.allclose(ours[1], theirs[1])
+    rpn.truncated = True
+    positives, negatives = rpn._truncated_sample(objectness, labels)
+    assert torch.equal(positives, torch.where(torch.cat(labels) >= 1)[0])
+    first_image = negatives[negatives < 500]
+    wanted = max(rpn.min_negatives, int(rpn.negative_ratio * int((labels[0] >= 1).sum())))
+    assert len(first_image) == min(wanted, int((labels[0] == 0).sum()))
+    easiest_kept = objectness.flatten()[first_image].min()
+    skipped = torch.ones(500, dtype=torch.bool)
+    skipped[first_image] = False
+    skipped &= labels[0] == 0
+    assert bool((objectness.flatten()[:500][skipped] <= easiest_kept).all())
