@@ -117,7 +117,9 @@ def benchmark_model(
             for batch in batches:
                 images = [torch.rand(channels, size, size, generator=generator).to(device) for _ in range(batch)]
 
-                def call(images: list[torch.Tensor] = images, dtype: torch.dtype | None = dtype) -> Any:
+                def call(
+                    images: list[torch.Tensor] = images, dtype: torch.dtype | None = dtype, runnable: nn.Module = runnable
+                ) -> Any:
                     with torch.no_grad(), torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                         return runnable(images)
 

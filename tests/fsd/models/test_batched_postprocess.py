@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from model_fixtures import tiny_config, tiny_genotype
 from torchvision.models.detection.rpn import RegionProposalNetwork
 from torchvision.ops import boxes as box_ops
 
 from fsd.models import build_detector
-from model_fixtures import tiny_config, tiny_genotype
 
 
 def _random_proposals(generator: torch.Generator, images: int, per_image: int, size: int) -> torch.Tensor:
