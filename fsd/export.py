@@ -23,6 +23,7 @@ import torch
 import torchvision
 
 import fsd
+from fsd import torchscript
 from fsd.constants import LESION_TYPES, RESEARCH_USE_ONLY
 from fsd.engine.checkpoint import load_checkpoint
 from fsd.errors import FsdError
@@ -174,13 +175,13 @@ def export_module(
     """Script an eval-mode detector, verify the saved file against it, and write the model card."""
     out_dir = Path(out_dir)
     model = model.eval()
-    scripted = torch.jit.script(model)
+    scripted = torchscript.script(model)
     out_dir.mkdir(parents=True, exist_ok=True)
     model_path = out_dir / "model.ts"
     card_path = out_dir / "model.json"
     card_path.unlink(missing_ok=True)
-    torch.jit.save(scripted, str(model_path))
-    reloaded = torch.jit.load(str(model_path), map_location="cpu")
+    torchscript.save(scripted, model_path)
+    reloaded = torchscript.load(model_path)
     worst = verify_scripted(model, reloaded, sample_inputs(preprocess, verify_samples), atol)
     card = {
         "format": MODEL_CARD_FORMAT,

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from fsd import torchscript
 from fsd.errors import FsdError
 from fsd.export import MODEL_CARD_FORMAT, class_names_for, load_checkpoint_model
 from fsd.preprocess import PreprocessConfig
@@ -57,7 +58,7 @@ def load_exported(path: str | Path, device: torch.device | str = "cpu") -> Infer
     if card.get("format") != MODEL_CARD_FORMAT:
         raise ModelLoadError(f"{card_file}: not an FSD model card")
     try:
-        module = torch.jit.load(str(model_file), map_location=torch.device(device))
+        module = torchscript.load(model_file, device)
     except Exception as error:
         raise ModelLoadError(f"{model_file}: cannot load TorchScript model ({error})") from None
     module.eval()

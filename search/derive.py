@@ -1,11 +1,17 @@
 """Deriving the genotype from the supernet's architecture weights.
 
-Backbone: the strongest op at every block. Collapse guard: when more than
-``max_parameter_free`` blocks would be parameter-free (skip), the ones whose lead over their best
-parametric op is smallest are replaced by that op until the cap holds (a P-DARTS-style cap).
+Backbone: the strongest op at every block. Collapse guards: a strided block (the first of each
+stage) always gets a parametric op — a strided skip is only a 1x1 projection and throws away
+three quarters of the positions without looking at them; and when more than
+``max_parameter_free`` blocks would still be parameter-free (skip), the ones whose lead over
+their best parametric op is smallest are replaced by that op until the cap holds (a
+P-DARTS-style cap). Short searches need both: parameter-free ops learn fastest, so they lead
+early whatever their worth.
 
 Head cell: on every edge the strongest non-zero op, unless 'zero' outweighs it — then the edge
-is dropped — while every node keeps at least its strongest incoming edge.
+is dropped. Collapse guard: every node keeps at least one parametric incoming op (when all its
+edges came out parameter-free, the edge whose best parametric op is strongest gets that op), so
+the derived head never degenerates into a pass-through of the pooled features.
 """
 
 from __future__ import annotations
@@ -33,9 +39,14 @@ def derive_genotype(
 ) -> Genotype:
     """Genotype from per-position softmax weights (backbone blocks, then head edges, in order)."""
     backbone_names = list(space.backbone_ops)
-    choices = [_best(w, backbone_names, frozenset({"zero"}))[0] for w in backbone_weights]
+    strided = {sum(stage.blocks for stage in space.stages[:index]) for index in range(len(space.stages))}
+    has_parametric = any(n not in PARAMETER_FREE_OPS for n in backbone_names)
+    choices = [
+        _best(w, backbone_names, PARAMETER_FREE_OPS if position in strided and has_parametric else frozenset({"zero"}))[0]
+        for position, w in enumerate(backbone_weights)
+    ]
     free = [i for i, op in enumerate(choices) if op in PARAMETER_FREE_OPS]
-    if len(free) > max_parameter_free and any(n not in PARAMETER_FREE_OPS for n in backbone_names):
+    if len(free) > max_parameter_free and has_parametric:
         margins = []
         for i in free:
             _, free_weight = _best(backbone_weights[i], backbone_names, frozenset({"zero"}))
@@ -57,9 +68,14 @@ def derive_genotype(
         zero_weight = weights[head_names.index("zero")] if "zero" in head_names else -1.0
         edges.append(HeadEdge(source, target, "zero" if zero_weight > weight else op))
         strengths.append(weight)
+    parametric_head_ops = [n for n in head_names if n not in PARAMETER_FREE_OPS]
     for target in range(1, space.head_nodes + 1):
         incoming = [i for i, e in enumerate(edges) if e.target == target]
-        if all(edges[i].op == "zero" for i in incoming):
+        if parametric_head_ops and all(edges[i].op in PARAMETER_FREE_OPS for i in incoming):
+            best_edge = max(incoming, key=lambda i: _best(head_weights[i], head_names, PARAMETER_FREE_OPS)[1])
+            op, _ = _best(head_weights[best_edge], head_names, PARAMETER_FREE_OPS)
+            edges[best_edge] = HeadEdge(edges[best_edge].source, target, op)
+        elif all(edges[i].op == "zero" for i in incoming):
             strongest = max(incoming, key=lambda i: strengths[i])
             op, _ = _best(head_weights[strongest], head_names, frozenset({"zero"}))
             edges[strongest] = HeadEdge(edges[strongest].source, target, op)

@@ -30,9 +30,15 @@ from fsd.data.augment import AugmentConfig
 from fsd.data.deeplesion import DeepLesionDataset, collate_detection
 from fsd.data.dl_info import read_dl_info
 from fsd.data.splits import patient_split, select_records
-from fsd.engine.checkpoint import atomic_save, load_checkpoint, restore_rng_state, rng_state
+from fsd.engine.checkpoint import (
+    atomic_save,
+    check_run_directory,
+    load_checkpoint,
+    restore_rng_state,
+    rng_state,
+)
 from fsd.engine.datasets import ensure_data
-from fsd.engine.distributed import DistributedContext, barrier, init_distributed
+from fsd.engine.distributed import DistributedContext, barrier, init_distributed, unwrap, wrap_data_parallel
 from fsd.engine.metrics_log import MetricsLog
 from fsd.engine.sampler import ResumableSampler
 from fsd.engine.schedule import apply_lr, lr_at
@@ -41,7 +47,6 @@ from fsd.errors import DataError
 from fsd.models import DetectorConfig, Genotype
 from fsd.nn import (
     clip_batch_instance_gates,
-    convert_sync_switchnorm,
     norm_parameter_groups,
     update_sparse_radius,
 )
@@ -128,14 +133,7 @@ class Searcher:
         self.arch_optimizer = torch.optim.Adam(
             self.alphas, lr=search.arch_lr, betas=search.arch_betas, weight_decay=search.arch_weight_decay
         )
-        if context.distributed:
-            model = convert_sync_switchnorm(model)
-            model = nn.parallel.DistributedDataParallel(
-                model,
-                device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                find_unused_parameters=search.norm == "ssn",
-            )
-        self.model = model
+        self.model = wrap_data_parallel(model, context, search.norm)
         augment = config.train.augment
         augment_config = AugmentConfig(augment.hflip, augment.scale_range, augment.translate_px, augment.intensity_jitter)
         self.weight_view = AugmentedView(self.weight_set, augment_config, config.seed)
@@ -151,7 +149,7 @@ class Searcher:
 
     @property
     def network(self) -> nn.Module:
-        return self.model.module if isinstance(self.model, nn.parallel.DistributedDataParallel) else self.model
+        return unwrap(self.model)
 
     def _loader(self, view: AugmentedView, sampler: ResumableSampler, epoch: int) -> DataLoader:
         view.epoch = epoch
@@ -229,7 +227,7 @@ class Searcher:
                 self.iteration += 1
                 log.write(record)
                 bar.update(1)
-                bar.set_postfix(loss=f"{record['weight_loss']:.3f}", epoch=self.epoch)
+                bar.set_postfix(loss=f"{record['weight_loss']:.3f}", epoch=self.epoch, refresh=False)
             self.epoch += 1
             self.elapsed += time.perf_counter() - started
             alpha_log.write({"iteration": self.iteration, "epoch": self.epoch, **mixing_weights(self.network)})
@@ -266,10 +264,7 @@ def search(config: FsdConfig, out_dir: str | Path, resume: bool = False, device:
     out_dir = Path(out_dir)
     context = init_distributed(device)
     checkpoint = out_dir / "search_last.pt"
-    if resume and not checkpoint.is_file():
-        raise TrainingError(f"--resume: no search checkpoint in {out_dir} (expected {checkpoint.name})")
-    if not resume and checkpoint.is_file():
-        raise TrainingError(f"{out_dir} already holds a search run; pass --resume to continue it or choose a new --out")
+    check_run_directory(checkpoint, resume, "search")
     searcher = Searcher(config, out_dir, context, progress)
     if resume:
         searcher.restore(checkpoint)

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from fsd import torchscript
 from fsd.bench.complexity import forward_flops
 
 #: dense bf16/fp16 tensor-core peak (TFLOP/s) by device-name fragment; fp32 uses tf32 peak / 2
@@ -111,7 +112,7 @@ def benchmark_model(
     rows: list[SpeedRow] = []
     generator = torch.Generator().manual_seed(0)
     for mode in modes:
-        runnable: nn.Module = torch.jit.script(model) if mode == "torchscript" else model
+        runnable: nn.Module = torchscript.script(model) if mode == "torchscript" else model
         for precision in precisions:
             dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
             for batch in batches:
@@ -179,7 +180,7 @@ def load_fsd_module(model_dir: Path | None, size: int) -> tuple[nn.Module, int]:
         card = json.loads((Path(model_dir) / "model.json").read_text())
         config = DetectorConfig.from_dict(card["detector_config"])
         model = build_from_architecture(card["architecture"], config)
-        scripted = torch.jit.load(str(Path(model_dir) / "model.ts"), map_location="cpu")
+        scripted = torchscript.load(Path(model_dir) / "model.ts")
         model.load_state_dict(scripted.state_dict())
         return model, config.in_channels
     path = Path("configs/synth_bench.yaml")

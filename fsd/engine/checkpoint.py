@@ -36,6 +36,16 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
     return path
 
 
+def check_run_directory(checkpoint: Path, resume: bool, run: str) -> None:
+    """A new run never overwrites an old one; ``--resume`` needs a checkpoint to resume from."""
+    if resume and not checkpoint.is_file():
+        raise CheckpointError(f"--resume: no checkpoint to resume from in {checkpoint.parent} (expected {checkpoint.name})")
+    if not resume and checkpoint.is_file():
+        raise CheckpointError(
+            f"{checkpoint.parent} already holds a {run} run; pass --resume to continue it or choose a new --out"
+        )
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():

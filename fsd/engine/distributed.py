@@ -88,6 +88,25 @@ def parameter_checksum(module: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
+def wrap_data_parallel(model: torch.nn.Module, context: DistributedContext, norm: str) -> torch.nn.Module:
+    """Under torchrun: synchronised SN statistics and DistributedDataParallel; otherwise ``model``."""
+    if not context.distributed:
+        return model
+    from fsd.nn import convert_sync_switchnorm
+
+    return torch.nn.parallel.DistributedDataParallel(
+        convert_sync_switchnorm(model),
+        device_ids=[context.device.index] if context.device.type == "cuda" else None,
+        # frozen sparse-switchable layers stop giving their mixing logits gradients
+        find_unused_parameters=norm == "ssn",
+    )
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The network inside a DistributedDataParallel wrapper (or the network itself)."""
+    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+
+
 def shutdown(context: DistributedContext) -> None:
     if context.distributed and dist.is_initialized():
         dist.destroy_process_group()

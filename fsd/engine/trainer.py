@@ -26,7 +26,14 @@ from torch.utils.data import DataLoader, Dataset
 from fsd.config import FsdConfig
 from fsd.data.augment import AugmentConfig, augment, sample_generator
 from fsd.data.deeplesion import DeepLesionDataset, collate_detection
-from fsd.engine.checkpoint import CheckpointError, atomic_save, load_checkpoint, restore_rng_state, rng_state
+from fsd.engine.checkpoint import (
+    CheckpointError,
+    atomic_save,
+    check_run_directory,
+    load_checkpoint,
+    restore_rng_state,
+    rng_state,
+)
 from fsd.engine.datasets import ensure_data, open_split
 from fsd.engine.distributed import (
     DistributedContext,
@@ -34,6 +41,8 @@ from fsd.engine.distributed import (
     gather_object,
     init_distributed,
     parameter_checksum,
+    unwrap,
+    wrap_data_parallel,
 )
 from fsd.engine.metrics_log import MetricsLog
 from fsd.engine.plots import plot_training
@@ -45,7 +54,6 @@ from fsd.models import DetectorConfig, build_from_architecture
 from fsd.models.graph import type_prior_from_records
 from fsd.nn import (
     clip_batch_instance_gates,
-    convert_sync_switchnorm,
     norm_parameter_groups,
     update_sparse_radius,
 )
@@ -105,10 +113,6 @@ def build_optimizer(model: nn.Module, config: FsdConfig) -> torch.optim.Optimize
     return torch.optim.AdamW(groups, lr=train.lr)
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-
-
 class Trainer:
     """State and steps of one training run (see the module docstring)."""
 
@@ -123,14 +127,7 @@ class Trainer:
         self.train_set = open_split(config, "train")
         self.val_set = open_split(config, "val")
         self.model = build_model(config, architecture, self.train_set.records).to(self.device)
-        if context.distributed:
-            self.model = convert_sync_switchnorm(self.model)
-            self.model = nn.parallel.DistributedDataParallel(
-                self.model,
-                device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                # frozen sparse-switchable layers stop giving their mixing logits gradients
-                find_unused_parameters=config.model.norm == "ssn",
-            )
+        self.model = wrap_data_parallel(self.model, context, config.model.norm)
         self.optimizer = build_optimizer(self.model, config)
         train = config.train
         self.sampler = ResumableSampler(
@@ -160,7 +157,7 @@ class Trainer:
     def state(self) -> dict[str, Any]:
         return {
             "format": "fsd-checkpoint",
-            "model": _unwrap(self.model).state_dict(),
+            "model": unwrap(self.model).state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "architecture": self.architecture,
             "detector_config": DetectorConfig.from_config(self.config).to_dict(),
@@ -190,7 +187,7 @@ class Trainer:
                 f"{path} was written with a schedule of {state.get('total_iters')} iterations, the config now "
                 f"gives {self.total_iters}; resume with the original config"
             )
-        _unwrap(self.model).load_state_dict(state["model"])
+        unwrap(self.model).load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.epoch = int(state["epoch"])
         self.batch_in_epoch = int(state["batch_in_epoch"])
@@ -240,7 +237,7 @@ class Trainer:
 
     def validate(self) -> dict[str, Any]:
         predictions = predict_dataset(
-            _unwrap(self.model), self.val_set, self.device, self.config.eval.batch_size, self.use_amp, self.progress
+            unwrap(self.model), self.val_set, self.device, self.config.eval.batch_size, self.use_amp, self.progress
         )
         return score_predictions(predictions, self.val_set.num_classes, self.config.eval.fps, self.config.eval.iou)
 
@@ -258,7 +255,7 @@ class Trainer:
                     self.batch_in_epoch += 1
                     log.write({"type": "train", "iteration": self.iteration, "epoch": self.epoch, **record})
                     bar.update(1)
-                    bar.set_postfix(loss=f"{record['loss']:.3f}", epoch=self.epoch)
+                    bar.set_postfix(loss=f"{record['loss']:.3f}", epoch=self.epoch, refresh=False)
                     if self.iteration % train.checkpoint_every_iters == 0:
                         self.save("last.pt")
                 self.epoch += 1
@@ -299,10 +296,7 @@ def train(
     out_dir = Path(out_dir)
     context = init_distributed(device)
     last = out_dir / "last.pt"
-    if resume and not last.is_file():
-        raise TrainingError(f"--resume: no checkpoint to resume from in {out_dir} (expected {last.name})")
-    if not resume and last.is_file():
-        raise TrainingError(f"{out_dir} already holds a training run; pass --resume to continue it or choose a new --out")
+    check_run_directory(last, resume, "training")
     trainer = Trainer(config, architecture, out_dir, context, progress)
     if resume:
         trainer.restore(last)
@@ -311,7 +305,7 @@ def train(
         (out_dir / "config.yaml").write_text(config.to_yaml())
     log = MetricsLog(out_dir / "metrics.jsonl", trainer.iteration if resume else None, enabled=context.is_main)
     result = trainer.run(log)
-    checksums = gather_object(context, parameter_checksum(_unwrap(trainer.model)))
+    checksums = gather_object(context, parameter_checksum(unwrap(trainer.model)))
     if len(set(checksums)) != 1:
         raise TrainingError(f"data-parallel ranks ended with different weights (checksums {checksums})")
     if context.is_main:

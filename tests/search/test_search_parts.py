@@ -88,13 +88,13 @@ def _one_hot(names: list[str], winner: str, strength: float = 0.9) -> list[float
 
 def test_derivation_takes_the_strongest_op_and_caps_parameter_free_ops():
     space = tiny_space()
-    backbone = [_one_hot(OPS, "skip", 0.5 + 0.05 * i) for i in range(5)]
+    backbone = [_one_hot(OPS, "skip", 0.5 + 0.05 * i) for i in range(5)]  # conv_3x3 second everywhere
     head = [_one_hot(["conv_3x3", "skip", "zero"], "skip")] * 3
-    genotype = derive_genotype(space, backbone, head, max_parameter_free=2)
+    genotype = derive_genotype(space, backbone, head, max_parameter_free=1)
     ops = genotype.backbone_ops
-    assert ops.count("skip") == 2
-    # the two most confident skips (last positions) survive the cap
-    assert ops[3:] == ["skip", "skip"]
+    # positions 0, 1, 3, 4 open a stage (strided): never skip; of the rest (position 2) the cap keeps 1
+    assert [op == "skip" for op in ops] == [False, False, True, False, False]
+    assert all(op == "conv_3x3" for i, op in enumerate(ops) if i != 2)
     assert [s.width for s in genotype.stages] == [8, 16, 16, 24]
 
 
@@ -105,6 +105,18 @@ def test_derivation_drops_head_edges_to_zero_but_keeps_every_node_fed():
     head = [_one_hot(head_names, "zero"), _one_hot(head_names, "zero"), _one_hot(head_names, "conv_3x3")]
     genotype = derive_genotype(space, backbone, head, max_parameter_free=2)
     assert [e.op for e in genotype.head_edges] == ["conv_3x3", "zero", "conv_3x3"]
+
+
+def test_derived_head_keeps_a_parametric_op_per_node():
+    space = tiny_space()
+    backbone = [_one_hot(OPS, "conv_3x3")] * 5
+    # weights over (conv_3x3, skip, zero): every edge prefers skip or zero, yet each node gets a conv
+    head = [[0.2, 0.7, 0.1], [0.05, 0.9, 0.05], [0.3, 0.1, 0.6]]
+    genotype = derive_genotype(space, backbone, head, max_parameter_free=2)
+    ops = [e.op for e in genotype.head_edges]
+    assert ops[0] == "conv_3x3"  # node 1's only edge
+    assert "conv_3x3" in ops[1:]  # node 2: the edge whose conv weight is strongest (0.3 on edge 1->2)
+    assert ops[2] == "conv_3x3" and ops[1] == "skip"
 
 
 def test_random_and_derived_genotypes_build():

@@ -18,9 +18,9 @@ import yaml
 
 from fsd.config import load_config
 from fsd.data.synth import generate_dataset
-from fsd.engine.checkpoint import load_checkpoint
+from fsd.engine.checkpoint import CheckpointError, load_checkpoint
 from fsd.engine.metrics_log import read_log
-from fsd.engine.trainer import TrainingError, train
+from fsd.engine.trainer import train
 from fsd.models import architecture_record
 from fsd.models.genotype import make_genotype
 
@@ -84,7 +84,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(run_files: tuple[Path, P
     interrupted_at = load_checkpoint(killed / "last.pt")["iteration"]
     assert 1 <= interrupted_at < 9
 
-    with pytest.raises(TrainingError, match="--resume"):
+    with pytest.raises(CheckpointError, match="--resume"):
         train(config, architecture, killed, device="cpu", progress=False)
     resumed = train(config, architecture, killed, resume=True, device="cpu", progress=False)
     assert resumed.iterations == 9
