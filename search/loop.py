@@ -214,7 +214,7 @@ class Searcher:
                 nn.utils.clip_grad_norm_([p for g in self.weight_optimizer.param_groups for p in g["params"]], search.grad_clip)
                 self.weight_optimizer.step()
                 clip_batch_instance_gates(self.model)
-                record: dict[str, Any] = {"type": "search", "iteration": self.iteration + 1, "epoch": self.epoch, "weight_loss": float(weight_loss), "lr": lr}
+                record: dict[str, Any] = {"type": "search", "iteration": self.iteration + 1, "epoch": self.epoch, "weight_loss": float(weight_loss.detach()), "lr": lr}
                 if self.epoch >= search.warmup_epochs:
                     arch_images, arch_targets = next(arch_batches)
                     arch_loss = self._losses(arch_images, arch_targets)
@@ -223,7 +223,7 @@ class Searcher:
                     (arch_loss + search.cost_weight * cost).backward()
                     self.arch_optimizer.step()
                     self.weight_optimizer.zero_grad(set_to_none=True)
-                    record.update({"arch_loss": float(arch_loss), "expected_params_m": float(cost)})
+                    record.update({"arch_loss": float(arch_loss.detach()), "expected_params_m": float(cost.detach())})
                 self.iteration += 1
                 log.write(record)
                 bar.update(1)

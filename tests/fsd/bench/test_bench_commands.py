@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from fsd.bench.complexity import complexity_markdown, complexity_table
+from fsd.bench.complexity import complexity_markdown, complexity_table, forward_flops
 from fsd.bench.speed import TorchvisionBaseline, benchmark_model, load_fsd_module, speed_markdown
-from fsd.config import FsdConfig
+from fsd.config import FsdConfig, load_config
+from fsd.models import DetectorConfig, build_detector, default_genotype
 
 pytestmark = pytest.mark.slow
 
@@ -25,6 +26,15 @@ def test_complexity_table_counts_fsd_and_both_baselines():
     assert r50.gflops > fsd.gflops > 0
     table = complexity_markdown(rows, 128, 3)
     assert "| resnet50_fpn | 41.35 | 100.0% |" in table
+
+
+def test_complexity_of_the_demo_config_with_the_graph_module():
+    config = load_config(Path(__file__).parents[3] / "configs" / "demo.yaml")
+    assert config.model.graph.enabled
+    model = build_detector(default_genotype(), DetectorConfig.from_config(config))
+    assert forward_flops(model, 3, 96, 96) > 0
+    assert all(p.requires_grad for p in model.parameters()), "counting FLOPs must leave the model trainable"
+    assert complexity_table(config, size=96)[0].gflops > 0
 
 
 def test_speed_rows_cover_modes_precisions_and_batches():
