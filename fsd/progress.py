@@ -13,4 +13,6 @@ def progress_bar(iterable: Any = None, **kwargs: Any) -> tqdm:
     interactive = sys.stderr.isatty()
     kwargs.setdefault("mininterval", 0.2 if interactive else 15.0)
     kwargs.setdefault("dynamic_ncols", interactive)
+    if not interactive:
+        kwargs.setdefault("position", 0)  # nested bars would write cursor-up codes into the log
     return tqdm(iterable, **kwargs)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -168,6 +168,24 @@ def rows_as_dicts(rows: Sequence[SpeedRow]) -> list[dict[str, Any]]:
     return [asdict(r) for r in rows]
 
 
+def scripted_tensors(scripted: torch.jit.ScriptModule, names: Iterable[str]) -> dict[str, torch.Tensor]:
+    """The named tensors of a scripted module, looked up attribute by attribute.
+
+    ``ScriptModule.state_dict()`` misses buffers that TorchScript typed as ``Optional[Tensor]``
+    attributes (SwitchNorm's running statistics), so the eager state dict's names are resolved
+    on the scripted module instead.
+    """
+    tensors: dict[str, torch.Tensor] = {}
+    for name in names:
+        value: Any = scripted
+        for part in name.split("."):
+            value = getattr(value, part)
+        if not isinstance(value, torch.Tensor):
+            raise ValueError(f"{name} in the TorchScript model is not a tensor")
+        tensors[name] = value
+    return tensors
+
+
 def load_fsd_module(model_dir: Path | None, size: int) -> tuple[nn.Module, int]:
     """The exported model's eager network (rebuilt from its card) or, without one, the default
     genotype at the synth_bench settings; returns (module, input channels)."""
@@ -181,8 +199,8 @@ def load_fsd_module(model_dir: Path | None, size: int) -> tuple[nn.Module, int]:
         config = DetectorConfig.from_dict(card["detector_config"])
         model = build_from_architecture(card["architecture"], config)
         scripted = torchscript.load(Path(model_dir) / "model.ts")
-        model.load_state_dict(scripted.state_dict())
-        return model, config.in_channels
+        model.load_state_dict(scripted_tensors(scripted, model.state_dict().keys()))
+        return model.eval(), config.in_channels
     path = Path("configs/synth_bench.yaml")
     fsd_config = load_config(path) if path.is_file() else FsdConfig()
     config = DetectorConfig.from_config(fsd_config)

@@ -12,7 +12,8 @@ import pytest
 from fsd.bench.complexity import complexity_markdown, complexity_table, forward_flops
 from fsd.bench.speed import TorchvisionBaseline, benchmark_model, load_fsd_module, speed_markdown
 from fsd.config import FsdConfig, load_config
-from fsd.models import DetectorConfig, build_detector, default_genotype
+from fsd.export import export_module
+from fsd.models import DetectorConfig, architecture_record, build_detector, default_genotype
 
 pytestmark = pytest.mark.slow
 
@@ -47,6 +48,25 @@ def test_speed_rows_cover_modes_precisions_and_batches():
         assert row.latency_p50_ms > 0 and row.latency_p99_ms >= row.latency_p50_ms and row.images_per_s > 0
         assert row.tflops is not None and row.tflops > 0 and row.peak_memory_mib is None
     assert "| FSD | torchscript | bf16 | 2 |" in speed_markdown(rows, "CPU", 96)
+
+
+def test_speed_rebuilds_an_exported_switchnorm_model_with_its_running_statistics(tmp_path: Path):
+    import torch
+
+    config = FsdConfig.model_validate({"task": "types", "preprocess": {"spacing_mm": 1.6, "max_size": 96}, "model": {"norm": "sn", "graph": {"enabled": True, "hidden": 16}}})
+    detector_config = DetectorConfig.from_config(config)
+    torch.manual_seed(0)
+    trained = build_detector(default_genotype(), detector_config)
+    with torch.no_grad():
+        for name, buffer in trained.named_buffers():
+            if name.endswith("running_var"):
+                buffer.uniform_(0.5, 2.0)
+    export_module(trained, tmp_path, architecture=architecture_record(genotype=default_genotype()), detector_config=detector_config.to_dict(),
+                  preprocess=config.preprocess_config(), task="types", name="speed", version="1", metrics={}, verify_samples=1)
+    rebuilt, channels = load_fsd_module(tmp_path, 96)
+    assert channels == 3 and not rebuilt.training
+    for name, tensor in trained.state_dict().items():
+        assert torch.equal(rebuilt.state_dict()[name], tensor), name
 
 
 def test_torchvision_baseline_returns_detections_like_fsd():
