@@ -38,7 +38,15 @@ from fsd.engine.checkpoint import (
     rng_state,
 )
 from fsd.engine.datasets import ensure_data
-from fsd.engine.distributed import DistributedContext, barrier, init_distributed, unwrap, wrap_data_parallel
+from fsd.engine.distributed import (
+    DistributedContext,
+    barrier,
+    gather_object,
+    init_distributed,
+    parameter_checksum,
+    unwrap,
+    wrap_data_parallel,
+)
 from fsd.engine.metrics_log import MetricsLog
 from fsd.engine.sampler import ResumableSampler
 from fsd.engine.schedule import apply_lr, lr_at
@@ -275,14 +283,17 @@ def search(config: FsdConfig, out_dir: str | Path, resume: bool = False, device:
     log = MetricsLog(out_dir / "search.jsonl", resume_at, enabled=context.is_main)
     alpha_log = MetricsLog(out_dir / "alphas.jsonl", resume_at, enabled=context.is_main)
     searcher.run(log, alpha_log)
+    checksums = gather_object(context, parameter_checksum(unwrap(searcher.model)))
+    if len(set(checksums)) != 1:
+        raise TrainingError(f"data-parallel ranks ended the search with different weights or alphas (checksums {checksums})")
     genotype = searcher.derive()
     path = out_dir / "genotype.json"
     if context.is_main:
         genotype.save(path)
         plot_alphas(out_dir / "alphas.jsonl", config.search.space, out_dir / "alphas.png")
-        (out_dir / "search_summary.json").write_text(
-            json.dumps({"seconds": searcher.elapsed, "iterations": searcher.iteration, "genotype": genotype.to_dict()}, indent=2) + "\n"
-        )
+        summary = {"seconds": searcher.elapsed, "iterations": searcher.iteration, "world_size": context.world_size,
+                   "rank_checksums": checksums, "genotype": genotype.to_dict()}
+        (out_dir / "search_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     barrier(context)
     return SearchResult(genotype=genotype, genotype_path=path, seconds=searcher.elapsed)
 
