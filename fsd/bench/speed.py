@@ -171,9 +171,9 @@ def rows_as_dicts(rows: Sequence[SpeedRow]) -> list[dict[str, Any]]:
 def scripted_tensors(scripted: torch.jit.ScriptModule, names: Iterable[str]) -> dict[str, torch.Tensor]:
     """The named tensors of a scripted module, looked up attribute by attribute.
 
-    ``ScriptModule.state_dict()`` misses buffers that TorchScript typed as ``Optional[Tensor]``
-    attributes (SwitchNorm's running statistics), so the eager state dict's names are resolved
-    on the scripted module instead.
+    Models exported before SwitchNorm's buffers were typed for TorchScript keep its running
+    statistics as plain attributes, outside ``ScriptModule.state_dict()``; resolving the eager
+    state dict's names on the scripted module loads those models too.
     """
     tensors: dict[str, torch.Tensor] = {}
     for name in names:

@@ -27,6 +27,7 @@ Note that the official ``SwitchNorm2d`` defaults to momentum 0.9 while its 1-D a
 """
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -54,8 +55,11 @@ class SwitchNorm2d(nn.Module):
 
     __constants__ = ["num_features", "eps", "momentum", "using_moving_average", "using_bn", "last_gamma"]
 
-    running_mean: Tensor | None
-    running_var: Tensor | None
+    if TYPE_CHECKING:
+        # For type checkers only: a class-level Optional annotation would make TorchScript type the
+        # buffers as Optional attributes, which a scripted module leaves out of its state_dict.
+        running_mean: Tensor | None
+        running_var: Tensor | None
 
     def __init__(
         self,

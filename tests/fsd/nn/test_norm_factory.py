@@ -142,6 +142,10 @@ def test_every_kind_scripts_and_the_scripted_layer_equals_the_eager_one(kind):
         torch.testing.assert_close(scripted(x), eager(x), msg=f"training step {step}")
     for name, buffer in eager.named_buffers():
         torch.testing.assert_close(getattr(scripted, name), buffer)
+    scripted_state = scripted.state_dict()
+    assert scripted_state.keys() == eager.state_dict().keys(), "a scripted layer keeps every buffer in its state dict"
+    for name, tensor in eager.state_dict().items():
+        torch.testing.assert_close(scripted_state[name], tensor)
     eager.eval()
     scripted.eval()
     torch.testing.assert_close(scripted(x), eager(x))
