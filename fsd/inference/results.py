@@ -54,7 +54,8 @@ def detections_to_result(
     boxes = slice_input.geometry.to_original(detection["boxes"].double().numpy())
     scores = detection["scores"].double().numpy()
     labels = detection["labels"].numpy()
-    type_scores = detection["type_scores"].double().numpy().reshape(len(scores), -1)
+    # (N, K) with K known from the classes, so that a slice without any detection (N = 0) is fine
+    type_scores = detection["type_scores"].double().numpy().reshape(len(scores), len(class_names))
     row_spacing, column_spacing = slice_input.spacing_mm
     found = []
     for index in np.argsort(-scores, kind="stable"):
