@@ -14,7 +14,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from fsd.errors import ConfigError
+from fsd.constants import DEEPLESION_FP_RATES, num_classes
+from fsd.data.augment import AugmentConfig
+from fsd.errors import ConfigError, describe_validation_error
 from fsd.preprocess import PreprocessConfig
 
 NormKind = Literal["bn", "gn", "in", "ln", "bin", "iln", "sn", "ssn", "syncsn"]
@@ -53,25 +55,6 @@ class DataSection(Section):
         if any(v < 0 for v in value) or abs(sum(value) - 1.0) > 1e-6:
             raise ValueError("must be three non-negative fractions that sum to 1")
         return value
-
-
-class PreprocessSection(Section):
-    window_hu: tuple[float, float] = (-1024.0, 3071.0)
-    spacing_mm: float = Field(0.8, gt=0)
-    num_slices: int = Field(3, ge=1)
-    slice_interval_mm: float = Field(2.0, gt=0)
-    max_size: int = Field(512, ge=32)
-    clip_black_border: bool = True
-
-    def build(self) -> PreprocessConfig:
-        return PreprocessConfig(
-            window_hu=self.window_hu,
-            spacing_mm=self.spacing_mm,
-            num_slices=self.num_slices,
-            slice_interval_mm=self.slice_interval_mm,
-            max_size=self.max_size,
-            clip_black_border=self.clip_black_border,
-        )
 
 
 class RpnSection(Section):
@@ -200,19 +183,13 @@ class SearchSection(Section):
     max_parameter_free_backbone: int = Field(2, ge=0)
     max_iters_per_epoch: int | None = Field(None, ge=1)
     grad_clip: float = Field(5.0, gt=0)
+    checkpoint_every_iters: int = Field(200, ge=1)
 
     @model_validator(mode="after")
     def _warmup_shorter(self) -> SearchSection:
         if self.warmup_epochs >= self.epochs:
             raise ValueError("warmup_epochs must be smaller than epochs")
         return self
-
-
-class AugmentSection(Section):
-    hflip: float = Field(0.0, ge=0, le=1)
-    scale_range: tuple[float, float] = (0.85, 1.15)
-    translate_px: int = Field(16, ge=0)
-    intensity_jitter: float = Field(0.03, ge=0)
 
 
 class TrainSection(Section):
@@ -230,19 +207,20 @@ class TrainSection(Section):
     eval_every_epochs: int = Field(1, ge=1)
     checkpoint_every_iters: int = Field(200, ge=1)
     max_iters_per_epoch: int | None = Field(None, ge=1)
-    augment: AugmentSection = AugmentSection()
+    augment: AugmentConfig = AugmentConfig()
 
 
 class EvalSection(Section):
-    fps: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+    fps: tuple[float, ...] = DEEPLESION_FP_RATES
     iou: float = Field(0.5, gt=0, le=1)
     batch_size: int = Field(4, ge=1)
 
 
 class ExportSection(Section):
+    """How `fsd export` checks the TorchScript file against the eager network."""
+
     verify_samples: int = Field(4, ge=1)
     atol: float = Field(1e-4, gt=0)
-    torch_export: bool = False
 
 
 class FsdConfig(Section):
@@ -250,7 +228,7 @@ class FsdConfig(Section):
     seed: int = 0
     task: Task = "binary"
     data: DataSection = DataSection()
-    preprocess: PreprocessSection = PreprocessSection()
+    preprocess: PreprocessConfig = PreprocessConfig()
     model: ModelSection = ModelSection()
     search: SearchSection = SearchSection()
     train: TrainSection = TrainSection()
@@ -259,21 +237,10 @@ class FsdConfig(Section):
 
     @property
     def num_classes(self) -> int:
-        return 1 if self.task == "binary" else 8
-
-    def preprocess_config(self) -> PreprocessConfig:
-        return self.preprocess.build()
+        return num_classes(self.task)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
-
-
-def _format_validation_error(source: str, error: ValidationError) -> str:
-    lines = []
-    for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"]) or "<root>"
-        lines.append(f"{source}: {key}: {item['msg']}")
-    return "\n".join(lines)
 
 
 def parse_config(data: dict[str, Any], source: str = "<config>") -> FsdConfig:
@@ -283,7 +250,7 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> FsdConfig:
     try:
         return FsdConfig.model_validate(data)
     except ValidationError as error:
-        raise ConfigError(_format_validation_error(source, error)) from None
+        raise ConfigError(describe_validation_error(source, error)) from None
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> FsdConfig:

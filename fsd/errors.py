@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 
 class FsdError(Exception):
     """Base class of every user-facing error of the project.
@@ -32,3 +37,13 @@ class DataError(FsdError):
     """A data set is missing, malformed or empty."""
 
     code = "invalid_data"
+
+
+def describe_validation_error(source: str, error: ValidationError) -> str:
+    """One line per problem of a pydantic validation, each naming its key (``source: a.b: msg``)."""
+    lines = []
+    for item in error.errors(include_url=False):
+        key = ".".join(str(part) for part in item["loc"]) or "<root>"
+        message = str(item["msg"]).removeprefix("Value error, ")
+        lines.append(f"{source}: {key}: {message}")
+    return "\n".join(lines)

@@ -16,62 +16,60 @@ Boxes move between the original pixel grid and the model grid only through :clas
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from fsd.errors import ConfigError
+from fsd.errors import ConfigError, describe_validation_error
 
 
-@dataclass(frozen=True)
-class PreprocessConfig:
-    """Parameters of the model-input pipeline; stored verbatim in the model card."""
+class PreprocessConfig(BaseModel):
+    """Parameters of the model-input pipeline: the ``preprocess`` section of a config, stored
+    verbatim in checkpoints and model cards. Invalid values raise ConfigError naming the key."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     window_hu: tuple[float, float] = (-1024.0, 3071.0)
-    spacing_mm: float = 0.8
-    num_slices: int = 3
-    slice_interval_mm: float = 2.0
-    max_size: int = 512
+    spacing_mm: float = Field(0.8, gt=0)
+    num_slices: int = Field(3, ge=1)
+    slice_interval_mm: float = Field(2.0, gt=0)
+    max_size: int = Field(512, ge=32)
     clip_black_border: bool = True
     border_threshold_hu: float = -900.0
-    border_margin_px: int = 4
+    border_margin_px: int = Field(4, ge=0)
     #: body mask threshold used to find the patient's extent (region awareness, cropping)
     body_threshold_hu: float = -500.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        low, high = self.window_hu
-        if not high > low:
-            raise ConfigError(f"preprocess.window_hu: upper bound {high} must exceed lower bound {low}")
-        if self.spacing_mm <= 0:
-            raise ConfigError(f"preprocess.spacing_mm must be positive, got {self.spacing_mm}")
-        if self.num_slices < 1 or self.num_slices % 2 == 0:
-            raise ConfigError(f"preprocess.num_slices must be a positive odd number, got {self.num_slices}")
-        if self.slice_interval_mm <= 0:
-            raise ConfigError(
-                f"preprocess.slice_interval_mm must be positive, got {self.slice_interval_mm}"
-            )
-        if self.max_size < 32:
-            raise ConfigError(f"preprocess.max_size must be at least 32, got {self.max_size}")
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as error:
+            raise ConfigError(describe_validation_error("preprocess", error)) from None
+
+    @field_validator("window_hu")
+    @classmethod
+    def _ordered_window(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not value[1] > value[0]:
+            raise ValueError(f"upper bound {value[1]} must exceed lower bound {value[0]}")
+        return value
+
+    @field_validator("num_slices")
+    @classmethod
+    def _odd_slices(cls, value: int) -> int:
+        if value % 2 == 0:
+            raise ValueError(f"must be a positive odd number, got {value}")
+        return value
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["window_hu"] = list(self.window_hu)
-        return data
+        return self.model_dump(mode="json")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PreprocessConfig:
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"preprocess: unknown key(s) {', '.join(unknown)}")
-        values = dict(data)
-        if "window_hu" in values:
-            values["window_hu"] = tuple(float(v) for v in values["window_hu"])
-        return cls(**values)
+        return cls(**data)
 
     def window_value(self, hu: float) -> float:
         """Where an HU value lands after windowing (used for thresholds inside the model)."""
@@ -85,24 +83,63 @@ def context_offsets_mm(config: PreprocessConfig) -> np.ndarray:
     return (np.arange(config.num_slices, dtype=np.float64) - half) * config.slice_interval_mm
 
 
+def _checked_positions(positions_mm: Sequence[float]) -> np.ndarray:
+    positions = np.asarray(positions_mm, dtype=np.float64)
+    if positions.ndim != 1 or positions.size == 0:
+        raise ValueError("a slice context needs at least one slice position")
+    if np.any(np.diff(positions) <= 0):
+        raise ValueError("slice positions must be strictly increasing")
+    return positions
+
+
+def context_sources(positions_mm: Sequence[float], key_position_mm: float, config: PreprocessConfig) -> list[tuple[int, int, float]]:
+    """Where each context channel comes from: ``(lower, upper, weight)`` per channel, the channel
+    being ``(1 - weight) * slice[lower] + weight * slice[upper]`` (``lower == upper`` for a slice
+    read as is).
+
+    ``positions_mm`` are the positions along the slice axis of the slices that exist, sorted
+    ascending. Each channel sits at ``key + offset`` (:func:`context_offsets_mm`); a position
+    beyond the slices that exist takes the nearest end slice (with one slice only, every channel
+    is that slice).
+    """
+    positions = _checked_positions(positions_mm)
+    sources: list[tuple[int, int, float]] = []
+    for offset in context_offsets_mm(config):
+        target = float(key_position_mm + offset)
+        if target <= positions[0]:
+            sources.append((0, 0, 0.0))
+            continue
+        if target >= positions[-1]:
+            last = len(positions) - 1
+            sources.append((last, last, 0.0))
+            continue
+        upper = int(np.searchsorted(positions, target, side="left"))
+        if np.isclose(positions[upper], target):
+            sources.append((upper, upper, 0.0))
+            continue
+        lower = upper - 1
+        sources.append((lower, upper, float((target - positions[lower]) / (positions[upper] - positions[lower]))))
+    return sources
+
+
+def context_slices_read(positions_mm: Sequence[float], key_position_mm: float, config: PreprocessConfig) -> int:
+    """How many distinct slices the context of ``key_position_mm`` reads."""
+    return len({index for lower, upper, _ in context_sources(positions_mm, key_position_mm, config) for index in (lower, upper)})
+
+
 def interpolate_context(
     positions_mm: Sequence[float],
     key_position_mm: float,
     load_slice: Callable[[int], np.ndarray],
     config: PreprocessConfig,
 ) -> np.ndarray:
-    """Stack the slice context of a key slice as (C, H, W) float32 HU.
+    """Stack the slice context of a key slice as (C, H, W) float32 HU, every channel as
+    :func:`context_sources` says; ``load_slice(i)`` returns slice ``i`` as HU (H, W) and is
+    called at most once per slice.
 
-    ``positions_mm`` are the positions along the slice axis of the slices that exist, sorted
-    ascending; ``load_slice(i)`` returns slice ``i`` as HU (H, W). Each channel is the linear
-    interpolation at ``key + offset``; a position beyond the slices that exist takes the nearest
-    end slice (with one slice only, every channel is that slice). Each slice is loaded at most once.
+    This is the one slice-context assembly: the training data (DeepLesion PNGs) and inference
+    (DICOM series, PNGs) both call it.
     """
-    positions = np.asarray(positions_mm, dtype=np.float64)
-    if positions.ndim != 1 or positions.size == 0:
-        raise ValueError("interpolate_context needs at least one slice position")
-    if np.any(np.diff(positions) <= 0):
-        raise ValueError("slice positions must be strictly increasing")
     cache: dict[int, np.ndarray] = {}
 
     def get(index: int) -> np.ndarray:
@@ -111,21 +148,12 @@ def interpolate_context(
         return cache[index]
 
     channels: list[np.ndarray] = []
-    for offset in context_offsets_mm(config):
-        target = float(key_position_mm + offset)
-        if target <= positions[0]:
-            channels.append(get(0))
-            continue
-        if target >= positions[-1]:
-            channels.append(get(len(positions) - 1))
-            continue
-        upper = int(np.searchsorted(positions, target, side="left"))
-        lower = upper - 1
-        if np.isclose(positions[upper], target):
-            channels.append(get(upper))
-            continue
-        weight = (target - positions[lower]) / (positions[upper] - positions[lower])
-        channels.append(((1.0 - weight) * get(lower) + weight * get(upper)).astype(np.float32))
+    for lower, upper, weight in context_sources(positions_mm, key_position_mm, config):
+        if lower == upper:
+            channels.append(get(lower))
+        else:
+            w = np.float64(weight)  # blend in float64, as the stored HU are exact there
+            channels.append(((1.0 - w) * get(lower) + w * get(upper)).astype(np.float32))
     shapes = {c.shape for c in channels}
     if len(shapes) != 1:
         raise ValueError(f"context slices differ in shape: {sorted(shapes)}")

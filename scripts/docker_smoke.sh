@@ -50,8 +50,8 @@ config = FsdConfig.model_validate({"task": "types", "preprocess": {"spacing_mm":
 detector_config = DetectorConfig.from_config(config)
 torch.manual_seed(0)
 export_module(build_detector(default_genotype(), detector_config), sys.argv[1],
-              architecture=architecture_record(genotype=default_genotype()), detector_config=detector_config.to_dict(),
-              preprocess=config.preprocess_config(), task="types", name="untrained-smoke", version="0", verify_samples=1)
+              architecture=architecture_record(genotype=default_genotype()), detector_config=detector_config,
+              preprocess=config.preprocess, task="types", name="untrained-smoke", version="0", verify_samples=1)
 PY
 fi
 

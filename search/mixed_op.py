@@ -10,11 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from fsd.models.complexity import count_parameters
 from fsd.nn.ops import Skip, build_op
-
-
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:

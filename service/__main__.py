@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from fsd.commands.serve import serve_command
+from service.cli import serve_command
 
 
 def main() -> None:

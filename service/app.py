@@ -21,15 +21,16 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from fsd import __version__
+from fsd.artifacts import InferenceModel
 from fsd.constants import RESEARCH_USE_ONLY
-from fsd.exported import InferenceModel
+from fsd.device import resolve_device
 from service.batcher import DynamicBatcher
 from service.errors import UnexpectedErrorMiddleware, code_locations, install_error_handlers
 from service.log_config import protect_library_logs
 from service.metrics import MetricsMiddleware, ServiceMetrics
 from service.routes import detect, health, metrics, studies, viewer
 from service.routes import model as model_routes
-from service.runtime import load_model, make_infer, select_device, size_bucket, warmup_image
+from service.runtime import load_model, make_infer, size_bucket, warmup_image
 from service.settings import ServiceSettings, load_settings
 from service.state import Admission, ServiceState
 
@@ -96,7 +97,7 @@ def create_app(settings: ServiceSettings | None = None, *, model: InferenceModel
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if model is None:
-            device = select_device(settings.device)
+            device = resolve_device(settings.device)
             loaded = await asyncio.to_thread(load_model, str(settings.model_dir), device)
         else:
             loaded, device = model, _model_device(model)

@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fsd.errors import FsdError
-from fsd.io.dicom_errors import NOT_DICOM, TOO_LARGE, UNSUPPORTED_TRANSFER_SYNTAX, DicomError
+from fsd.io.dicom.errors import NOT_DICOM, TOO_LARGE, UNSUPPORTED_TRANSFER_SYNTAX, DicomError
 
 logger = logging.getLogger("fsd.service")
 

@@ -1,4 +1,4 @@
-"""The model at run time: choosing the device, loading the export, the inference function the
+"""The model at run time: loading the export, the inference function the
 batcher calls, and the warm-up inputs.
 
 Inference goes through :func:`fsd.inference.run_detector`, the same call ``fsd predict`` makes.
@@ -10,30 +10,16 @@ import logging
 
 import torch
 
-from fsd.errors import ConfigError
-from fsd.exported import InferenceModel, load_exported
+from fsd.artifacts import InferenceModel, load_exported
 from fsd.inference import run_detector
 from fsd.preprocess import PreprocessConfig
 from service.batcher import BucketFn, Detection, InferFn, padded_size_bucket
 
 logger = logging.getLogger("fsd.service")
 
-#: model input stride when the model card does not record one
-DEFAULT_SIZE_DIVISIBLE = 32
-
-
-def select_device(preference: str) -> torch.device:
-    """"auto": the first GPU when CUDA is available, else the CPU; otherwise exactly what is asked."""
-    if preference == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(preference)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {preference!r} was requested but CUDA is not available on this machine")
-    return device
-
 
 def load_model(model_dir: str, device: torch.device) -> InferenceModel:
-    """The exported model on ``device``; raises ModelLoadError when ``model_dir`` is not an export."""
+    """The exported model on ``device``; raises ArtifactError when ``model_dir`` is not an export."""
     model = load_exported(model_dir, device)
     logger.info("loaded model %s %s (%s) on %s", model.name, model.version, model.task, device)
     return model
@@ -50,8 +36,7 @@ def make_infer(model: InferenceModel, device: torch.device) -> InferFn:
 
 def size_bucket(model: InferenceModel) -> BucketFn:
     """Batch only inputs the model pads to the same size (its ``size_divisible`` stride)."""
-    stride = int(model.card.get("detector_config", {}).get("size_divisible", DEFAULT_SIZE_DIVISIBLE))
-    return padded_size_bucket(max(stride, 1))
+    return padded_size_bucket(max(model.card.detector_config.size_divisible, 1))
 
 
 def warmup_image(preprocess: PreprocessConfig, size: int | None = None) -> torch.Tensor:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from fsd.exported import InferenceModel
+from fsd.artifacts import InferenceModel
 from service.batcher import DynamicBatcher
 from service.errors import ServiceError
 from service.metrics import ServiceMetrics

@@ -7,22 +7,24 @@ number of data-loader workers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
 
 Target = dict[str, torch.Tensor]
 
 
-@dataclass(frozen=True)
-class AugmentConfig:
-    hflip: float = 0.0
+class AugmentConfig(BaseModel):
+    """The ``train.augment`` section of a config, used as is by :func:`augment`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    hflip: float = Field(0.0, ge=0, le=1)
     scale_range: tuple[float, float] = (0.85, 1.15)
-    translate_px: int = 16
-    intensity_jitter: float = 0.03
+    translate_px: int = Field(16, ge=0)
+    intensity_jitter: float = Field(0.03, ge=0)
     #: a box keeps its lesion when at least this fraction of its area stays in the image
-    min_visible: float = 0.6
+    min_visible: float = Field(0.6, ge=0, le=1)
 
 
 def _uniform(generator: torch.Generator, low: float, high: float) -> float:

@@ -1,6 +1,6 @@
 """`DeepLesionDataset`: key slices of the official DeepLesion layout as detector inputs.
 
-Reads ``root/DL_info.csv`` and ``root/Images_png/...``; each item is ``(image, target)`` with
+Reads ``root/Images_png/...`` for the given DL_info records; each item is ``(image, target)`` with
 ``image`` a float32 (C, H, W) tensor built by :mod:`fsd.preprocess` and ``target`` a dict of
 tensors: ``boxes`` (N, 4) model-grid x1, y1, x2, y2, ``labels`` (N,) int64 (1 for the binary task,
 the lesion type 1..8 for the multi-type task), ``types`` (N,) the csv type (-1 when untyped),
@@ -22,14 +22,15 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from fsd.data.dl_info import KeySliceRecord, read_dl_info
-from fsd.data.splits import select_records
+from fsd.constants import num_classes
+from fsd.data.dl_info import KeySliceRecord
 from fsd.errors import DataError
 from fsd.io.png import read_deeplesion_png
 from fsd.preprocess import (
     Geometry,
     PreprocessConfig,
     context_offsets_mm,
+    context_slices_read,
     interpolate_context,
     preprocess_context,
 )
@@ -48,30 +49,32 @@ class PreparedSlice:
     target: Target
 
 
-def load_png_context(root: Path, record: KeySliceRecord, config: PreprocessConfig) -> np.ndarray:
-    """(C, H, W) HU slice context of a key slice, from the PNG slices present on disk."""
-    interval = record.slice_interval_mm
+def png_context(
+    folder: Path,
+    key_slice: int,
+    interval_mm: float,
+    config: PreprocessConfig,
+    slice_range: tuple[int, int] | None = None,
+) -> tuple[np.ndarray, int]:
+    """(C, H, W) HU slice context of the key slice ``folder/{key_slice:03d}.png``, from the PNG
+    slices on disk within the context's reach (and within ``slice_range`` when known), and how
+    many distinct slices it reads. Slices sit at ``index * interval_mm`` along the scan axis."""
     reach = float(np.abs(context_offsets_mm(config)).max())
-    steps = int(math.ceil(reach / interval)) + 1
-    low = max(record.slice_range[0], record.key_slice - steps)
-    high = min(record.slice_range[1], record.key_slice + steps)
-    indices = [
-        index
-        for index in range(low, high + 1)
-        if index == record.key_slice or record.slice_path(root, index).is_file()
-    ]
-    positions = [index * interval for index in indices]
-    return interpolate_context(
-        positions,
-        record.key_slice * interval,
-        lambda i: read_deeplesion_png(record.slice_path(root, indices[i])),
-        config,
-    )
+    steps = int(math.ceil(reach / interval_mm)) + 1
+    low, high = key_slice - steps, key_slice + steps
+    if slice_range is not None:
+        low, high = max(slice_range[0], low), min(slice_range[1], high)
+    indices = [index for index in range(low, high + 1) if index == key_slice or (folder / f"{index:03d}.png").is_file()]
+    positions = [index * interval_mm for index in indices]
+    key_mm = key_slice * interval_mm
+    context = interpolate_context(positions, key_mm, lambda i: read_deeplesion_png(folder / f"{indices[i]:03d}.png"), config)
+    return context, context_slices_read(positions, key_mm, config)
 
 
 def prepare_record(root: Path, record: KeySliceRecord, config: PreprocessConfig, task: str, index: int) -> PreparedSlice:
     """Read and preprocess one key slice and move its boxes to the model grid."""
-    context = load_png_context(root, record, config)
+    folder = record.slice_path(root, record.key_slice).parent
+    context, _ = png_context(folder, record.key_slice, record.slice_interval_mm, config, record.slice_range)
     image, geometry = preprocess_context(context, record.pixel_spacing_rc, config)
     boxes = geometry.clip_model_boxes(geometry.to_model(np.array([les.box for les in record.lesions])))
     labels = [1 if task == "binary" else les.lesion_type for les in record.lesions]
@@ -87,29 +90,26 @@ def prepare_record(root: Path, record: KeySliceRecord, config: PreprocessConfig,
 
 
 class DeepLesionDataset(Dataset):
-    """Key slices of one split of a DeepLesion-layout data set (see the module docstring)."""
+    """Given key slices of a DeepLesion-layout data set as detector inputs (see the module
+    docstring); the records are used as they are (``fsd.engine.datasets.build_dataset`` selects
+    a split's). ``name`` says which records these are in messages and progress bars."""
 
     def __init__(
         self,
         root: str | Path,
-        split: str = "train",
+        records: Sequence[KeySliceRecord],
         task: str = "binary",
         preprocess: PreprocessConfig | None = None,
-        drop_noisy: bool = True,
-        type_split: tuple[float, float, float] = (0.7, 0.15, 0.15),
-        split_seed: int = 0,
         cache: bool = False,
-        records: Sequence[KeySliceRecord] | None = None,
+        name: str = "data",
     ) -> None:
         self.root = Path(root)
-        self.split = split
+        self.name = name
         self.task = task
         self.preprocess = preprocess or PreprocessConfig()
         self.cache_enabled = cache
-        all_records = list(records) if records is not None else read_dl_info(self.root / "DL_info.csv")
-        selected = select_records(all_records, split, task, drop_noisy, type_split, split_seed)
         self.records: list[KeySliceRecord] = []
-        for record in selected:
+        for record in records:
             if record.slice_path(self.root, record.key_slice).is_file():
                 self.records.append(record)
             else:
@@ -122,12 +122,12 @@ class DeepLesionDataset(Dataset):
 
     @property
     def num_classes(self) -> int:
-        return 1 if self.task == "binary" else 8
+        return num_classes(self.task)
 
     def prepared(self, index: int) -> PreparedSlice:
         """The preprocessed item ``index`` (skipping broken PNGs to the next readable item)."""
         if not self.records:
-            raise DataError(f"{self.root}: no key slices in split {self.split!r} for task {self.task!r}")
+            raise DataError(f"{self.root}: no key slices in {self.name!r} for task {self.task!r}")
         for attempt in range(len(self.records)):
             current = (index + attempt) % len(self.records)
             if current in self._broken:
@@ -144,7 +144,7 @@ class DeepLesionDataset(Dataset):
             if self.cache_enabled:
                 self._cache[current] = item
             return item
-        raise DataError(f"{self.root}: every key slice of split {self.split!r} is unreadable")
+        raise DataError(f"{self.root}: every key slice of {self.name!r} is unreadable")
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, Target]:
         item = self.prepared(index)

@@ -7,7 +7,6 @@ RECIST end points in the csv are 1-based pixel coordinates; the records hold the
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -157,8 +156,3 @@ def read_dl_info(csv_path: str | Path) -> list[KeySliceRecord]:
                 }
             grouped[name]["lesions"].append(lesion)
     return [KeySliceRecord(**{**fields, "lesions": tuple(fields["lesions"])}) for fields in grouped.values()]
-
-
-def patients_of(records: Sequence[KeySliceRecord]) -> list[int]:
-    """Sorted distinct patient indices."""
-    return sorted({record.patient for record in records})

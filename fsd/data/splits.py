@@ -19,7 +19,7 @@ from fsd.errors import DataError
 Split = Literal["train", "val", "test"]
 
 
-def _check_split(split: str) -> None:
+def check_split(split: str) -> None:
     if split not in SPLIT_CODES:
         raise DataError(f"split must be one of {', '.join(SPLIT_CODES)}, got {split!r}")
 
@@ -70,7 +70,7 @@ def select_records(
 ) -> list[KeySliceRecord]:
     """The key slices (with the lesions the task uses) of one split; slices left without lesions
     are dropped."""
-    _check_split(split)
+    check_split(split)
     if task not in ("binary", "types"):
         raise DataError(f"task must be 'binary' or 'types', got {task!r}")
     filtered = [filter_lesions(record, task, drop_noisy) for record in records]

@@ -1,47 +1,39 @@
-"""Opening the configured data: generating the synthetic set when asked, then a split."""
+"""``build_dataset``: the one way every caller (training, search, evaluation, benchmarks) opens a
+data set: a split of the configured data, or records already chosen."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from fsd.config import FsdConfig
 from fsd.data.deeplesion import DeepLesionDataset
-from fsd.engine.distributed import DistributedContext, barrier
+from fsd.data.dl_info import KeySliceRecord, read_dl_info
+from fsd.data.splits import check_split, select_records
 from fsd.errors import DataError
 
 
-def ensure_data(config: FsdConfig, context: DistributedContext | None = None, progress: bool = True) -> None:
-    """Generate the synthetic data set at ``data.root`` when it is missing and ``data.synth`` is set;
-    otherwise require the DeepLesion layout to be there."""
-    root = config.data.root
-    csv = root / "DL_info.csv"
-    is_main = context is None or context.is_main
-    if not csv.is_file() and is_main:
-        if config.data.synth is None:
-            raise DataError(
-                f"no DeepLesion data at {root} (missing {csv.name}); download DeepLesion there or set data.synth "
-                f"to generate a synthetic set"
-            )
-        from fsd.data.synth import generate_dataset
-
-        synth = config.data.synth
-        generate_dataset(
-            root, patients=synth.patients, size=synth.size, seed=synth.seed, type_all=synth.type_all, progress=progress
-        )
-    if context is not None:
-        barrier(context)
-
-
-def open_split(config: FsdConfig, split: str) -> DeepLesionDataset:
+def split_records(config: FsdConfig, split: str) -> list[KeySliceRecord]:
+    """The key slices of ``split`` with the lesions the config's task uses."""
+    check_split(split)
     data = config.data
+    csv = data.root / "DL_info.csv"
+    if not csv.is_file():
+        raise DataError(f"no DeepLesion data at {data.root} (missing {csv.name})")
+    return select_records(read_dl_info(csv), split, config.task, data.drop_noisy, data.type_split, data.split_seed)
+
+
+def build_dataset(
+    config: FsdConfig, split: str | None = None, records: Sequence[KeySliceRecord] | None = None, name: str | None = None
+) -> DeepLesionDataset:
+    """The data set of ``split`` of ``config.data`` (or of the given ``records``), prepared with
+    ``config.preprocess`` for ``config.task``; DataError when it holds no key slice."""
+    if (split is None) == (records is None):
+        raise ValueError("give exactly one of split or records")
+    chosen = split_records(config, split) if split is not None else list(records or [])
+    label = name or split or "records"
     dataset = DeepLesionDataset(
-        data.root,
-        split=split,
-        task=config.task,
-        preprocess=config.preprocess_config(),
-        drop_noisy=data.drop_noisy,
-        type_split=data.type_split,
-        split_seed=data.split_seed,
-        cache=data.cache,
+        config.data.root, chosen, task=config.task, preprocess=config.preprocess, cache=config.data.cache, name=label
     )
     if len(dataset) == 0:
-        raise DataError(f"{data.root}: split {split!r} of task {config.task!r} has no key slices with lesions")
+        raise DataError(f"{config.data.root}: {label!r} of task {config.task!r} has no key slices with lesions")
     return dataset

@@ -13,6 +13,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from fsd.device import resolve_device
+
 
 @dataclass(frozen=True)
 class DistributedContext:
@@ -28,16 +30,6 @@ class DistributedContext:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
-
-
-def resolve_device(preference: str = "auto", local_rank: int = 0) -> torch.device:
-    """"auto" picks the process's GPU when CUDA is available, else the CPU."""
-    if preference == "auto":
-        return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
-    device = torch.device(preference)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("CUDA was requested but no GPU is available")
-    return device
 
 
 def init_distributed(device_preference: str = "auto") -> DistributedContext:
@@ -57,15 +49,6 @@ def init_distributed(device_preference: str = "auto") -> DistributedContext:
 def barrier(context: DistributedContext) -> None:
     if context.distributed and dist.is_initialized():
         dist.barrier()
-
-
-def broadcast_object(context: DistributedContext, value: Any) -> Any:
-    """Rank 0's ``value`` on every rank."""
-    if not (context.distributed and dist.is_initialized()):
-        return value
-    holder = [value]
-    dist.broadcast_object_list(holder, src=0)
-    return holder[0]
 
 
 def gather_object(context: DistributedContext, value: Any) -> list[Any]:
@@ -105,8 +88,3 @@ def wrap_data_parallel(model: torch.nn.Module, context: DistributedContext, norm
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     """The network inside a DistributedDataParallel wrapper (or the network itself)."""
     return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
-
-
-def shutdown(context: DistributedContext) -> None:
-    if context.distributed and dist.is_initialized():
-        dist.destroy_process_group()

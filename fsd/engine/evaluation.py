@@ -7,13 +7,30 @@ import json
 from pathlib import Path
 from typing import Any
 
-from fsd.data.deeplesion import DeepLesionDataset
-from fsd.engine.distributed import resolve_device
+from fsd.artifacts import InferenceModel, load_for_inference
+from fsd.config import FsdConfig
+from fsd.constants import DEEPLESION_FP_RATES
+from fsd.device import resolve_device
+from fsd.engine.datasets import build_dataset
 from fsd.engine.prediction import predict_dataset, score_predictions
-from fsd.errors import DataError
-from fsd.exported import load_for_inference
 
-DEFAULT_FPS: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+
+def evaluation_config(model: InferenceModel, data_root: str | Path) -> FsdConfig:
+    """The data settings a model was trained with (task, preprocessing, split), over ``data_root``."""
+    split = model.split
+    return FsdConfig.model_validate(
+        {
+            "task": model.task,
+            "preprocess": model.preprocess,
+            "data": {
+                "root": Path(data_root),
+                "drop_noisy": split.drop_noisy,
+                "type_split": split.type_split,
+                "split_seed": split.split_seed,
+                "cache": False,
+            },
+        }
+    )
 
 
 def evaluate_model(
@@ -23,7 +40,7 @@ def evaluate_model(
     out_dir: str | Path | None = None,
     device: str = "auto",
     batch_size: int = 4,
-    fps: tuple[float, ...] = DEFAULT_FPS,
+    fps: tuple[float, ...] = DEEPLESION_FP_RATES,
     iou: float = 0.5,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -32,18 +49,7 @@ def evaluate_model(
     model_path = Path(model_path)
     target_device = resolve_device(device)
     model = load_for_inference(model_path, target_device)
-    split_settings = {k: v for k, v in model.split.items() if v is not None}
-    dataset = DeepLesionDataset(
-        data_root,
-        split=split,
-        task=model.task,
-        preprocess=model.preprocess,
-        drop_noisy=bool(split_settings.get("drop_noisy", True)),
-        type_split=tuple(split_settings.get("type_split", (0.7, 0.15, 0.15))),
-        split_seed=int(split_settings.get("split_seed", 0)),
-    )
-    if len(dataset) == 0:
-        raise DataError(f"{data_root}: split {split!r} of task {model.task!r} has no key slices with lesions")
+    dataset = build_dataset(evaluation_config(model, data_root), split)
     predictions = predict_dataset(model.module, dataset, target_device, batch_size, progress=progress)
     report = score_predictions(predictions, model.num_classes, fps, iou)
     report["split"] = split

@@ -9,7 +9,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from fsd.constants import LESION_TYPES
 from fsd.data.deeplesion import DeepLesionDataset
 from fsd.progress import progress_bar
 
@@ -45,7 +44,7 @@ def predict_dataset(
     indices = list(range(len(dataset)))
     batches = [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
     use_amp = amp and device.type == "cuda"
-    for batch in progress_bar(batches, desc=f"predict {dataset.split}", disable=not progress, leave=False):
+    for batch in progress_bar(batches, desc=f"predict {dataset.name}", disable=not progress, leave=False):
         items = [dataset[i] for i in batch]
         images = [image.to(device, non_blocking=True) for image, _ in items]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
@@ -73,7 +72,6 @@ def score_predictions(predictions: DatasetPredictions, num_classes: int, fps: tu
         pred_labels=predictions.labels,
         sizes_mm=predictions.gt_sizes_mm,
         num_classes=num_classes,
-        class_names=list(LESION_TYPES) if num_classes == len(LESION_TYPES) else None,
         fps=fps,
         iou=iou,
     )

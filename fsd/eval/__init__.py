@@ -8,7 +8,6 @@ continuous pixel coordinates. Results are fractions in [0, 1].
 from fsd.eval.boxes import iobb_matrix, iou_matrix
 from fsd.eval.coco import coco_metrics
 from fsd.eval.froc import (
-    DEFAULT_FP_RATES,
     MEAN_FP_RATES,
     deeplesion_froc,
     froc_curve,
@@ -20,7 +19,6 @@ from fsd.eval.report import evaluate_detections
 from fsd.eval.sizes import DEFAULT_SIZE_BUCKETS_MM, sensitivity_by_size
 
 __all__ = [
-    "DEFAULT_FP_RATES",
     "DEFAULT_SIZE_BUCKETS_MM",
     "MEAN_FP_RATES",
     "EvaluationInputError",

@@ -18,11 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from fsd.constants import DEEPLESION_FP_RATES
 from fsd.eval.inputs import EvaluationInputError, OverlapKind, as_image_lists, check_fp_rates, check_overlap
 from fsd.eval.matching import RankedMatches, match_detections
 
-#: The FP rates DeepLesion results are reported at.
-DEFAULT_FP_RATES: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 #: The rates whose mean sensitivity papers quote as one number.
 MEAN_FP_RATES: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
 
@@ -53,7 +52,7 @@ def sensitivities_at(matches: RankedMatches, fps: Sequence[float]) -> dict[float
 def deeplesion_froc(
     predictions: Sequence[Any],
     ground_truths: Sequence[Any],
-    fps: Sequence[float] = DEFAULT_FP_RATES,
+    fps: Sequence[float] = DEEPLESION_FP_RATES,
     iou: float = 0.5,
     overlap: OverlapKind = "iou",
 ) -> dict[float, float]:

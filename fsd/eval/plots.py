@@ -13,7 +13,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator
 
-from fsd.eval.froc import DEFAULT_FP_RATES, MEAN_FP_RATES
+from fsd.constants import DEEPLESION_FP_RATES
+from fsd.eval.froc import MEAN_FP_RATES
 from fsd.eval.inputs import check_fp_rates
 
 
@@ -29,7 +30,7 @@ def curve_sensitivity_at(
 def plot_froc(
     curves: Mapping[str, tuple[np.ndarray, np.ndarray]],
     out_png: str | Path,
-    fps: Sequence[float] = DEFAULT_FP_RATES,
+    fps: Sequence[float] = DEEPLESION_FP_RATES,
     title: str = "FROC",
 ) -> Path:
     """Write a FROC plot of ``curves`` (name -> (fp_per_image, sensitivity)) to ``out_png``.

@@ -26,8 +26,9 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from fsd.constants import DEEPLESION_FP_RATES
 from fsd.eval.coco import coco_metrics
-from fsd.eval.froc import DEFAULT_FP_RATES, MEAN_FP_RATES, froc_mean, match_dataset, sensitivities_at
+from fsd.eval.froc import MEAN_FP_RATES, froc_mean, match_dataset, sensitivities_at
 from fsd.eval.inputs import OverlapKind, check_fp_rates
 from fsd.eval.sizes import DEFAULT_SIZE_BUCKETS_MM, flatten_lesion_sizes, sensitivity_by_size_from_matches
 
@@ -53,7 +54,7 @@ def evaluate_detections(
     sizes_mm: Sequence[Any] | None = None,
     num_classes: int = 1,
     class_names: Sequence[str] | None = None,
-    fps: Sequence[float] = DEFAULT_FP_RATES,
+    fps: Sequence[float] = DEEPLESION_FP_RATES,
     iou: float = 0.5,
     overlap: OverlapKind = "iou",
 ) -> dict[str, Any]:

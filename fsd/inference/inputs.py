@@ -19,14 +19,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fsd.data.dl_info import read_dl_info
+from fsd.data.deeplesion import png_context
+from fsd.data.dl_info import KeySliceRecord, read_dl_info
 from fsd.errors import DataError
 from fsd.io.dicom import CTSlice, group_series
-from fsd.io.png import read_deeplesion_png
 from fsd.preprocess import (
     Geometry,
     PreprocessConfig,
-    context_offsets_mm,
+    context_slices_read,
     interpolate_context,
     preprocess_context,
 )
@@ -48,18 +48,6 @@ class SliceInput:
     context_slices: int
 
 
-def _used_neighbours(positions: np.ndarray, key: float, config: PreprocessConfig) -> int:
-    """How many distinct slices the interpolated context of ``key`` reads."""
-    used: set[int] = set()
-    for offset in context_offsets_mm(config):
-        target = min(max(key + offset, positions[0]), positions[-1])
-        upper = int(np.searchsorted(positions, target, side="left"))
-        used.add(min(upper, len(positions) - 1))
-        if upper > 0 and not math.isclose(positions[min(upper, len(positions) - 1)], target):
-            used.add(upper - 1)
-    return len(used)
-
-
 def _depth_mm(ct_slice: CTSlice) -> float:
     """Position from head to feet in mm (minus the normal position, else minus SliceLocation);
     NaN if unknown. DeepLesion numbers slices in scan order, head to feet, and the model's
@@ -79,7 +67,7 @@ def _series_contexts(ordered: Sequence[CTSlice], config: PreprocessConfig) -> li
     for index, ct_slice in enumerate(ordered):
         if usable:
             context = interpolate_context(positions, positions[index], lambda i: ordered[i].hu, config)
-            contexts.append((context, _used_neighbours(positions, positions[index], config)))
+            contexts.append((context, context_slices_read(positions, positions[index], config)))
         else:
             contexts.append((np.repeat(ct_slice.hu[None], config.num_slices, axis=0), 1))
     return contexts
@@ -113,42 +101,43 @@ def slice_inputs_from_ct(slices: Sequence[CTSlice], config: PreprocessConfig, so
     return inputs
 
 
-def _deeplesion_spacing(png: Path) -> tuple[float, float, float] | None:
-    """(x, y, slice interval) of a DeepLesion PNG from the DL_info.csv above its Images_png folder."""
+def _series_records(png: Path, indexes: dict[Path, dict[str, list[KeySliceRecord]]]) -> list[KeySliceRecord]:
+    """The DL_info.csv records of the series a DeepLesion PNG belongs to, from the data set it sits
+    in (each csv read once per call of :func:`slice_inputs_from_png`)."""
     for parent in png.parents:
         csv = parent / "DL_info.csv"
         if csv.is_file():
-            folder = png.parent.name
-            for record in read_dl_info(csv):
-                if record.folder == folder:
-                    return record.spacing_mm
-            return None
-    return None
+            if csv not in indexes:
+                by_folder: dict[str, list[KeySliceRecord]] = {}
+                for record in read_dl_info(csv):
+                    by_folder.setdefault(record.folder, []).append(record)
+                indexes[csv] = by_folder
+            return indexes[csv].get(png.parent.name, [])
+    return []
 
 
 def slice_inputs_from_png(
     paths: Sequence[Path], config: PreprocessConfig, spacing_mm: tuple[float, float, float] | None = None
 ) -> list[SliceInput]:
-    """Inputs for DeepLesion PNG key slices; neighbours are the PNGs beside them (``NNN.png``).
+    """Inputs for DeepLesion PNG key slices; neighbours are the PNGs beside them (``NNN.png``),
+    assembled exactly as training assembles them (:func:`fsd.data.deeplesion.png_context`).
 
     The pixel spacing and slice interval come from ``spacing_mm`` (x, y, z) or else from the
-    DL_info.csv of the data set the PNG sits in.
+    DL_info.csv record of the data set the PNG sits in (which also bounds the slice range).
     """
     inputs = []
+    indexes: dict[Path, dict[str, list[KeySliceRecord]]] = {}
     for path in paths:
         path = Path(path)
-        spacing = spacing_mm or _deeplesion_spacing(path)
+        if not path.stem.isdigit():
+            raise DataError(f"{path}: DeepLesion slices are named NNN.png")
+        key = int(path.stem)
+        series = [] if spacing_mm else _series_records(path, indexes)
+        spacing = spacing_mm or (series[0].spacing_mm if series else None)
         if spacing is None:
-            raise DataError(f"{path}: pixel spacing unknown (no DL_info.csv above it); pass --spacing X,Y,Z")
-        try:
-            key = int(path.stem)
-        except ValueError:
-            raise DataError(f"{path}: DeepLesion slices are named NNN.png") from None
-        available = sorted(int(p.stem) for p in path.parent.glob("*.png") if p.stem.isdigit())
-        positions = [index * spacing[2] for index in available]
-        context = interpolate_context(
-            positions, key * spacing[2], lambda i, folder=path.parent, names=available: read_deeplesion_png(folder / f"{names[i]:03d}.png"), config
-        )
+            raise DataError(f"{path}: pixel spacing unknown (no DL_info.csv above it names its series); pass --spacing X,Y,Z")
+        record = next((r for r in series if r.key_slice == key), None)
+        context, used = png_context(path.parent, key, spacing[2], config, record.slice_range if record else None)
         image, geometry = preprocess_context(context, (spacing[1], spacing[0]), config)
         inputs.append(
             SliceInput(
@@ -161,7 +150,7 @@ def slice_inputs_from_png(
                 series_instance_uid=None,
                 frame=1,
                 source=str(path),
-                context_slices=_used_neighbours(np.asarray(positions), key * spacing[2], config),
+                context_slices=used,
             )
         )
     return inputs

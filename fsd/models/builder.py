@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import nn
 from torchvision.ops import MultiScaleRoIAlign
 
@@ -42,11 +43,22 @@ def _roi_pool(config: DetectorConfig) -> MultiScaleRoIAlign:
     )
 
 
-def assemble_detector(config: DetectorConfig, backbone: nn.Module, neck: FeaturePyramid, box_head: nn.Module, head_dim: int) -> LesionDetector:
+def assemble_detector(
+    config: DetectorConfig,
+    backbone: nn.Module,
+    neck: FeaturePyramid,
+    box_head: nn.Module,
+    head_dim: int,
+    type_prior: torch.Tensor | None = None,
+) -> LesionDetector:
+    """Wire the given parts with the config's RPN, RoI heads and predictor (the region-aware
+    graph predictor when ``model.graph.enabled``, its type adjacency from ``type_prior``)."""
     model = config.model
     roi = model.roi
     if model.graph.enabled:
-        predictor: nn.Module = GraphBoxPredictor(head_dim, config.num_classes, model.graph.hidden)
+        predictor: nn.Module = GraphBoxPredictor(
+            head_dim, config.num_classes, model.graph.hidden, type_prior=type_prior, prior_weight=model.graph.prior_weight
+        )
     else:
         predictor = BoxPredictor(head_dim, config.num_classes)
     roi_heads = LesionRoIHeads(
@@ -61,23 +73,28 @@ def assemble_detector(config: DetectorConfig, backbone: nn.Module, neck: Feature
         score_thresh=roi.score_thresh,
         nms_thresh=roi.nms_thresh,
         detections_per_img=roi.detections_per_img,
-        body_threshold=(config.body_threshold - config.image_mean) / config.image_std,
-        body_channel=config.in_channels // 2,
     )
-    transform = BatchImages(config.in_channels, config.size_divisible, config.image_mean, config.image_std)
+    transform = BatchImages(
+        config.in_channels,
+        config.size_divisible,
+        config.image_mean,
+        config.image_std,
+        body_threshold=config.body_threshold,
+        find_bodies=model.graph.enabled,
+    )
     return LesionDetector(transform, backbone, neck, build_rpn(config, neck.out_channels), roi_heads)
 
 
-def build_detector(genotype: Genotype, config: DetectorConfig) -> LesionDetector:
+def build_detector(genotype: Genotype, config: DetectorConfig, type_prior: torch.Tensor | None = None) -> LesionDetector:
     """The derived FSD network a genotype names, with the config's normalizer and heads."""
     norm = config.model.norm
     backbone = derived_backbone(genotype, config.in_channels, norm)
     neck = FeaturePyramid(backbone.out_channels, config.model.fpn_channels, norm)
     head = derived_head(genotype, neck.out_channels, config.model.roi.pool_size, config.model.roi.representation, norm)
-    return assemble_detector(config, backbone, neck, head, head.out_channels)
+    return assemble_detector(config, backbone, neck, head, head.out_channels, type_prior)
 
 
-def build_baseline(name: str, config: DetectorConfig) -> LesionDetector:
+def build_baseline(name: str, config: DetectorConfig, type_prior: torch.Tensor | None = None) -> LesionDetector:
     """A general-purpose Faster R-CNN (``resnet50_fpn`` or ``resnet18_fpn``) from the same parts."""
     if name not in BASELINES:
         raise FsdError(f"unknown baseline {name!r}; choose one of {', '.join(BASELINES)}")
@@ -85,7 +102,7 @@ def build_baseline(name: str, config: DetectorConfig) -> LesionDetector:
     body = ResNetBody(name, config.in_channels, norm)
     neck = FeaturePyramid(body.out_channels, BASELINE_FPN_CHANNELS, norm)
     head = baseline_box_head(BASELINE_FPN_CHANNELS, config.model.roi.pool_size)
-    return assemble_detector(config, body, neck, head, head.fc7.out_features)
+    return assemble_detector(config, body, neck, head, head.fc7.out_features, type_prior)
 
 
 def architecture_record(genotype: Genotype | None = None, baseline: str | None = None) -> dict[str, Any]:
@@ -97,10 +114,13 @@ def architecture_record(genotype: Genotype | None = None, baseline: str | None =
     return {"kind": baseline}
 
 
-def build_from_architecture(architecture: dict[str, Any], config: DetectorConfig) -> LesionDetector:
+def build_from_architecture(
+    architecture: dict[str, Any], config: DetectorConfig, type_prior: torch.Tensor | None = None
+) -> LesionDetector:
+    """The network an architecture record names (``type_prior``: see :func:`assemble_detector`)."""
     kind = architecture.get("kind")
     if kind == "fsd":
-        return build_detector(genotype_from_dict(architecture["genotype"]), config)
+        return build_detector(genotype_from_dict(architecture["genotype"]), config, type_prior)
     if kind in BASELINES:
-        return build_baseline(str(kind), config)
+        return build_baseline(str(kind), config, type_prior)
     raise FsdError(f"unknown architecture kind {kind!r}")

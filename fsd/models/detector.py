@@ -43,10 +43,10 @@ class LesionDetector(nn.Module):
     ) -> tuple[dict[str, torch.Tensor], list[dict[str, torch.Tensor]]]:
         if self.training:
             targets = self._check_targets(targets, len(images))
-        batch = self.transform(images)
+        batch, bodies = self.transform(images)
         features = self.neck(self.backbone(batch.tensors))
         proposals, rpn_losses = self.rpn(batch, features, targets)
-        detections, head_losses = self.roi_heads(features, proposals, batch.tensors, batch.image_sizes, targets)
+        detections, head_losses = self.roi_heads(features, proposals, bodies, batch.image_sizes, targets)
         losses: dict[str, torch.Tensor] = {}
         for name, value in rpn_losses.items():
             losses[name] = value

@@ -32,7 +32,7 @@ class DetectorConfig(BaseModel):
 
     @classmethod
     def from_config(cls, config: FsdConfig, norm: str | None = None) -> DetectorConfig:
-        preprocess: PreprocessConfig = config.preprocess_config()
+        preprocess: PreprocessConfig = config.preprocess
         model = config.model if norm is None else config.model.model_copy(update={"norm": norm})
         return cls(
             model=model,

@@ -10,8 +10,9 @@ Three parts, all permutation-equivariant over the proposals of an image:
    affinity (scaled dot product) plus a learned function of their geometry (centre distance,
    overlap, relative position and size).
 3. Lesion-type graph: 8 type nodes embedded from the base classifier's weights, connected by an
-   adjacency initialised from training-set statistics (:func:`type_prior_from_records`:
-   co-occurrence in a patient and similarity of body location) and refined by learning; each RoI
+   adjacency initialised from a training-set prior given when the model is built
+   (:func:`fsd.data.type_prior.type_prior_from_records`: co-occurrence in a patient and
+   similarity of body location) and refined by learning; each RoI
    attends to the propagated type nodes and the attended feature joins the RoI feature in the
    final classifier.
 """
@@ -19,34 +20,11 @@ Three parts, all permutation-equivariant over the proposals of an image:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import box_iou
-
-from fsd.data.dl_info import KeySliceRecord
-
-
-def body_boxes(images: torch.Tensor, image_sizes: list[tuple[int, int]], threshold: float, channel: int) -> torch.Tensor:
-    """Per image, the box (x1, y1, x2, y2) of pixels above ``threshold`` in ``channel``.
-
-    ``images`` is the padded batch in the model's normalised units, ``threshold`` in the same
-    units. An image with nothing above the threshold gets its full extent.
-    """
-    boxes: list[torch.Tensor] = []
-    for index, (height, width) in enumerate(image_sizes):
-        mask = images[index, channel, :height, :width] > threshold
-        rows = torch.nonzero(mask.any(dim=1)).flatten()
-        cols = torch.nonzero(mask.any(dim=0)).flatten()
-        if rows.numel() == 0 or cols.numel() == 0:
-            box = torch.tensor([0.0, 0.0, float(width), float(height)], device=images.device)
-        else:
-            box = torch.stack([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1]).to(images.dtype)
-        boxes.append(box.to(images.dtype))
-    return torch.stack(boxes)
 
 
 def region_features(proposals: torch.Tensor, body: torch.Tensor) -> torch.Tensor:
@@ -152,32 +130,3 @@ class RegionAwareGraph(nn.Module):
             outputs.append(self.proposal_graph(chunk, boxes, body))
             start += count
         return torch.cat(outputs, dim=0)
-
-
-def type_prior_from_records(records: Sequence[KeySliceRecord], num_types: int = 8, smoothing: float = 1.0) -> torch.Tensor:
-    """Row-stochastic (K, K) type adjacency prior from training annotations.
-
-    Half co-occurrence (types found in the same patient), half body-region similarity (types
-    whose normalised lesion locations lie close: exp(-distance between type mean locations / 0.2)),
-    each row-normalised after adding ``smoothing`` so unseen pairs keep a small weight.
-    """
-    co_occurrence = np.zeros((num_types, num_types), dtype=np.float64)
-    per_patient: dict[int, set[int]] = {}
-    locations: list[list[tuple[float, float, float]]] = [[] for _ in range(num_types)]
-    for record in records:
-        for lesion in record.lesions:
-            if 1 <= lesion.lesion_type <= num_types:
-                per_patient.setdefault(record.patient, set()).add(lesion.lesion_type - 1)
-                locations[lesion.lesion_type - 1].append(lesion.location)
-    for types in per_patient.values():
-        for a in types:
-            for b in types:
-                co_occurrence[a, b] += 1.0
-    co_occurrence += smoothing
-    co_occurrence /= co_occurrence.sum(axis=1, keepdims=True)
-    means = np.array([np.mean(loc, axis=0) if loc else np.full(3, 0.5) for loc in locations])
-    distance = np.linalg.norm(means[:, None, :] - means[None, :, :], axis=2)
-    region = np.exp(-distance / 0.2)
-    region /= region.sum(axis=1, keepdims=True)
-    prior = 0.5 * co_occurrence + 0.5 * region
-    return torch.as_tensor(prior / prior.sum(axis=1, keepdims=True), dtype=torch.float32)

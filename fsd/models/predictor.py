@@ -18,7 +18,6 @@ from fsd.models.graph import RegionAwareGraph, TypeGraph
 class BoxPredictor(nn.Module):
     def __init__(self, in_features: int, num_classes: int) -> None:
         super().__init__()
-        self.uses_body = False
         self.cls_score = nn.Linear(in_features, num_classes + 1)
         self.bbox_pred = nn.Linear(in_features, 4)
 
@@ -29,12 +28,23 @@ class BoxPredictor(nn.Module):
 
 
 class GraphBoxPredictor(nn.Module):
-    def __init__(self, in_features: int, num_classes: int, hidden: int) -> None:
+    """``type_prior``: the (K, K) type adjacency the type graph starts from (uniform without one),
+    weighted by ``prior_weight``."""
+
+    def __init__(
+        self,
+        in_features: int,
+        num_classes: int,
+        hidden: int,
+        type_prior: torch.Tensor | None = None,
+        prior_weight: float = 1.0,
+    ) -> None:
         super().__init__()
-        self.uses_body = True
         self.region_graph = RegionAwareGraph(in_features, hidden)
         self.cls_base = nn.Linear(in_features, num_classes + 1)
         self.type_graph = TypeGraph(in_features, hidden, num_classes)
+        if type_prior is not None:
+            self.type_graph.set_prior(type_prior, prior_weight)
         self.cls_score = nn.Linear(2 * in_features, num_classes + 1)
         self.bbox_pred = nn.Linear(in_features, 4)
 

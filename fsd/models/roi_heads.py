@@ -15,7 +15,7 @@ from torch import nn
 from torchvision.models.detection import _utils as det_utils
 from torchvision.ops import MultiScaleRoIAlign, batched_nms, box_iou
 
-from fsd.models.graph import body_boxes
+from fsd.models.boxes import clip_boxes_per_image
 
 
 class LesionRoIHeads(nn.Module):
@@ -38,8 +38,6 @@ class LesionRoIHeads(nn.Module):
         score_thresh: float,
         nms_thresh: float,
         detections_per_img: int,
-        body_threshold: float,
-        body_channel: int,
         auxiliary_loss_weight: float = 0.5,
     ) -> None:
         super().__init__()
@@ -53,8 +51,6 @@ class LesionRoIHeads(nn.Module):
         self.score_thresh = score_thresh
         self.nms_thresh = nms_thresh
         self.detections_per_img = detections_per_img
-        self.body_threshold = body_threshold
-        self.body_channel = body_channel
         self.auxiliary_loss_weight = auxiliary_loss_weight
 
     def select_training_samples(
@@ -125,17 +121,7 @@ class LesionRoIHeads(nn.Module):
             [torch.full((count,), index, dtype=torch.int64, device=device) for index, count in enumerate(counts)]
         )
         boxes = self.box_coder.decode_single(box_deltas, torch.cat(proposals, dim=0))
-        heights = torch.tensor([float(s[0]) for s in image_sizes], device=device, dtype=boxes.dtype)[image_index]
-        widths = torch.tensor([float(s[1]) for s in image_sizes], device=device, dtype=boxes.dtype)[image_index]
-        boxes = torch.stack(
-            [
-                torch.minimum(boxes[:, 0].clamp(min=0), widths),
-                torch.minimum(boxes[:, 1].clamp(min=0), heights),
-                torch.minimum(boxes[:, 2].clamp(min=0), widths),
-                torch.minimum(boxes[:, 3].clamp(min=0), heights),
-            ],
-            dim=1,
-        )
+        boxes = clip_boxes_per_image(boxes, image_index, image_sizes)
         probabilities = torch.softmax(class_logits.float(), dim=-1)
         scores = 1.0 - probabilities[:, 0]
         type_scores = probabilities[:, 1:] / scores.clamp(min=1e-6)[:, None]
@@ -154,7 +140,7 @@ class LesionRoIHeads(nn.Module):
         self,
         features: dict[str, torch.Tensor],
         proposals: list[torch.Tensor],
-        images: torch.Tensor,
+        bodies: torch.Tensor,
         image_sizes: list[tuple[int, int]],
         targets: list[dict[str, torch.Tensor]] | None = None,
     ) -> tuple[list[dict[str, torch.Tensor]], dict[str, torch.Tensor]]:
@@ -166,10 +152,6 @@ class LesionRoIHeads(nn.Module):
             proposals, labels, regression_targets = self.select_training_samples(proposals, targets)
         pooled = self.box_roi_pool(features, proposals, image_sizes)
         box_features = self.box_head(pooled)
-        if self.box_predictor.uses_body:
-            bodies = body_boxes(images, image_sizes, self.body_threshold, self.body_channel)
-        else:
-            bodies = images.new_zeros((len(image_sizes), 4))
         class_logits, box_deltas, auxiliary_logits = self.box_predictor(box_features, proposals, bodies)
         if self.training:
             return [], self.losses(class_logits, box_deltas, auxiliary_logits, labels, regression_targets)

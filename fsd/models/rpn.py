@@ -21,6 +21,7 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
 from torchvision.ops import batched_nms
 
+from fsd.models.boxes import clip_boxes_per_image
 from fsd.models.detector_config import DetectorConfig
 
 
@@ -49,16 +50,11 @@ class LesionRPN(RegionProposalNetwork):
         batch_idx = torch.arange(num_images, device=device)[:, None]
         scores = torch.sigmoid(objectness[batch_idx, top_n_idx])
         levels = levels[batch_idx, top_n_idx]
-        boxes = proposals[batch_idx, top_n_idx]
-        heights = torch.tensor([float(s[0]) for s in image_shapes], device=device, dtype=boxes.dtype)[:, None]
-        widths = torch.tensor([float(s[1]) for s in image_shapes], device=device, dtype=boxes.dtype)[:, None]
-        x1 = torch.minimum(boxes[..., 0].clamp(min=0), widths)
-        y1 = torch.minimum(boxes[..., 1].clamp(min=0), heights)
-        x2 = torch.minimum(boxes[..., 2].clamp(min=0), widths)
-        y2 = torch.minimum(boxes[..., 3].clamp(min=0), heights)
-        boxes = torch.stack([x1, y1, x2, y2], dim=-1)
         images = batch_idx.expand_as(levels)
-        keep = ((x2 - x1) >= self.min_size) & ((y2 - y1) >= self.min_size) & (scores >= self.score_thresh)
+        boxes = clip_boxes_per_image(proposals[batch_idx, top_n_idx], images, image_shapes)
+        widths = boxes[..., 2] - boxes[..., 0]
+        heights = boxes[..., 3] - boxes[..., 1]
+        keep = (widths >= self.min_size) & (heights >= self.min_size) & (scores >= self.score_thresh)
         flat_boxes = boxes[keep]
         flat_scores = scores[keep]
         flat_images = images[keep]

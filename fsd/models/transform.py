@@ -1,4 +1,5 @@
-"""Batching the model inputs: intensity normalisation and zero-cost padding to a stride multiple.
+"""Batching the model inputs: intensity normalisation, padding to a stride multiple, and the
+patient's extent in every image.
 
 Images arrive already at the model's pixel spacing (see :mod:`fsd.preprocess`), so unlike
 torchvision's GeneralizedRCNNTransform nothing is resized and boxes need no mapping back.
@@ -10,18 +11,30 @@ import torch
 from torch import nn
 from torchvision.models.detection.image_list import ImageList
 
+from fsd.models.body import body_boxes
+
 
 class BatchImages(nn.Module):
-    """Normalise ``(x - mean) / std`` and pad a list of (C, H, W) images into one batch tensor."""
+    """Normalise ``(x - mean) / std`` and pad a list of (C, H, W) images into one batch tensor.
 
-    def __init__(self, in_channels: int, size_divisible: int, mean: float, std: float) -> None:
+    Returns the batch and, per image, the body box (x1, y1, x2, y2) of the key slice's pixels
+    above ``body_threshold`` (in windowed units, like the input) when ``find_bodies`` is set, or
+    zeros when no part of the model needs it.
+    """
+
+    def __init__(
+        self, in_channels: int, size_divisible: int, mean: float, std: float, body_threshold: float, find_bodies: bool
+    ) -> None:
         super().__init__()
         self.in_channels = in_channels
         self.size_divisible = size_divisible
         self.mean = mean
         self.std = std
+        self.body_threshold = (body_threshold - mean) / std
+        self.body_channel = in_channels // 2
+        self.find_bodies = find_bodies
 
-    def forward(self, images: list[torch.Tensor]) -> ImageList:
+    def forward(self, images: list[torch.Tensor]) -> tuple[ImageList, torch.Tensor]:
         if len(images) == 0:
             raise ValueError("the detector needs at least one image")
         max_h = 0
@@ -44,4 +57,8 @@ class BatchImages(nn.Module):
             width = image.shape[2]
             batch[index, :, :height, :width].copy_((image - self.mean) / self.std)
             sizes.append((height, width))
-        return ImageList(batch, sizes)
+        if self.find_bodies:
+            bodies = body_boxes(batch, sizes, self.body_threshold, self.body_channel)
+        else:
+            bodies = batch.new_zeros((len(images), 4))
+        return ImageList(batch, sizes), bodies

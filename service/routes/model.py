@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from fsd.constants import class_names
 from service.auth import Authenticated
 from service.dependencies import State
 from service.errors import error_responses
@@ -17,7 +18,7 @@ CARD_EXAMPLE = {
     "name": "fsd",
     "version": "0.1.0",
     "task": "types",
-    "class_names": ["bone", "abdomen", "mediastinum", "liver", "lung", "kidney", "soft_tissue", "pelvis"],
+    "class_names": class_names("types"),
     "preprocess": {"window_hu": [-1024.0, 3071.0], "spacing_mm": 0.8, "num_slices": 3, "slice_interval_mm": 2.0},
     "intended_use": "For research use only. Not for clinical diagnosis.",
 }
@@ -29,4 +30,4 @@ CARD_EXAMPLE = {
     responses={200: {"content": {"application/json": {"example": CARD_EXAMPLE}}}, **error_responses(401, 503)},
 )
 async def model_card(state: State, _: Authenticated) -> dict[str, Any]:
-    return state.model.card
+    return state.model.card.to_dict()

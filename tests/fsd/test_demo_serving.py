@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from fsd.cli.demo import pick_test_key_slice, query_server, series_files
 from fsd.config import FsdConfig
 from fsd.data.synth import generate_dataset
-from fsd.demo import pick_test_key_slice, query_server, series_files
 from fsd.export import export_module
 from fsd.models import DetectorConfig, architecture_record, build_detector, default_genotype
 
@@ -27,8 +27,8 @@ def test_demo_query_against_a_live_server(tmp_path: Path, capsys: pytest.Capture
     torch.manual_seed(0)
     export_module(
         build_detector(default_genotype(), detector_config), tmp_path / "export",
-        architecture=architecture_record(genotype=default_genotype()), detector_config=detector_config.to_dict(),
-        preprocess=config.preprocess_config(), task="types", name="demo-test", version="0", verify_samples=1,
+        architecture=architecture_record(genotype=default_genotype()), detector_config=detector_config,
+        preprocess=config.preprocess, task="types", name="demo-test", version="0", verify_samples=1,
     )
     record = pick_test_key_slice(config)
     files = series_files(config, record)

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from fsd.artifacts import ArtifactError, load_exported
 from fsd.config import FsdConfig
 from fsd.export import ExportError, export_module, sample_inputs, verify_scripted
-from fsd.exported import ModelLoadError, load_exported
 from fsd.models import DetectorConfig, architecture_record, build_detector, default_genotype
 
 
@@ -27,8 +27,8 @@ def _export(tmp_path: Path, task: str = "types"):
         model,
         tmp_path / "export",
         architecture=architecture_record(genotype=default_genotype()),
-        detector_config=detector_config.to_dict(),
-        preprocess=config.preprocess_config(),
+        detector_config=detector_config,
+        preprocess=config.preprocess,
         task=task,
         name="unit",
         version="1.2.3",
@@ -62,7 +62,7 @@ def test_parity_check_fails_loudly_for_a_different_model(tmp_path: Path):
     other, _, _ = _model(seed=1)
     scripted = torch.jit.script(other.eval())
     with pytest.raises(ExportError, match="does not reproduce"):
-        verify_scripted(model.eval(), scripted, sample_inputs(config.preprocess_config(), 2), atol=1e-4)
+        verify_scripted(model.eval(), scripted, sample_inputs(config.preprocess, 2), atol=1e-4)
 
 
 def test_binary_export_has_one_class(tmp_path: Path):
@@ -71,12 +71,36 @@ def test_binary_export_has_one_class(tmp_path: Path):
 
 
 def test_loading_errors_are_clear(tmp_path: Path):
-    with pytest.raises(ModelLoadError, match="not an exported model"):
+    with pytest.raises(ArtifactError, match="not an exported model"):
         load_exported(tmp_path)
     (tmp_path / "model.ts").write_bytes(b"junk")
     (tmp_path / "model.json").write_text("{}")
-    with pytest.raises(ModelLoadError, match="not an FSD model card"):
+    with pytest.raises(ArtifactError, match="not an FSD model card"):
         load_exported(tmp_path)
-    (tmp_path / "model.json").write_text(json.dumps({"format": "fsd-model-card"}))
-    with pytest.raises(ModelLoadError, match="cannot load TorchScript"):
+    _, _, result = _export(tmp_path / "good")
+    card = json.loads(result.card_path.read_text())
+    (tmp_path / "model.json").write_text(json.dumps({**card, "format_version": 1}))
+    with pytest.raises(ArtifactError, match="format version 1, this FSD reads version 2; export the model again"):
         load_exported(tmp_path)
+    (tmp_path / "model.json").write_text(json.dumps({**card, "task": "segmentation"}))
+    with pytest.raises(ArtifactError, match="task"):
+        load_exported(tmp_path)
+    (tmp_path / "model.json").write_text(json.dumps(card))
+    with pytest.raises(ArtifactError, match="cannot load TorchScript"):
+        load_exported(tmp_path)
+
+
+def test_the_eager_loader_rebuilds_the_exported_network(tmp_path: Path):
+    from fsd.artifacts import load_eager
+
+    model, config, result = _export(tmp_path)
+    eager = load_eager(result.model_path.parent)
+    scripted = load_exported(result.model_path.parent)
+    assert eager.card == scripted.card and not isinstance(eager.module, torch.jit.ScriptModule)
+    images = sample_inputs(config.preprocess, 2)
+    for batch in images:
+        with torch.no_grad():
+            _, expected = model.eval()(batch)
+            _, actual = eager.module(batch)
+        for a, b in zip(expected, actual):
+            assert torch.equal(a["boxes"], b["boxes"]) and torch.equal(a["scores"], b["scores"])

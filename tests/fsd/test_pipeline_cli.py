@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fsd.data.deeplesion import DeepLesionDataset
+from fsd.config import FsdConfig
+from fsd.engine.datasets import build_dataset
 from fsd.models import load_genotype
 
 pytestmark = pytest.mark.slow
@@ -66,7 +67,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_synthetic_data_reads_back_with_boxes_inside_and_types_in_range(workspace: Path):
     for split in ("train", "val", "test"):
-        dataset = DeepLesionDataset(workspace / "data", split=split, task="types")
+        dataset = build_dataset(FsdConfig.model_validate({"task": "types", "data": {"root": workspace / "data"}}), split)
         assert len(dataset) > 0
         for index in range(len(dataset)):
             image, target = dataset[index]

@@ -7,10 +7,11 @@ import torch
 
 from fsd.config import FsdConfig, SpaceSection
 from fsd.models import DetectorConfig, build_detector
+from fsd.models.complexity import count_parameters
 from fsd.nn.ops import build_op
 from search.derive import derive_genotype
 from search.loop import random_genotype
-from search.mixed_op import MixedOp, count_parameters
+from search.mixed_op import MixedOp
 from search.supernet import (
     architecture_parameters,
     backbone_mixed_ops,

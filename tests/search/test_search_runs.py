@@ -1,33 +1,40 @@
-"""The search end to end under torchrun: two data-parallel CPU processes (gloo) end with the same
-supernet weights and architecture weights, and rank 0 alone writes the genotype and logs."""
+"""The search end to end: a killed search resumes to exactly the uninterrupted result, and under
+torchrun two data-parallel CPU processes (gloo) end with the same supernet weights and
+architecture weights, rank 0 alone writing the genotype and logs."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+import torch
 import yaml
 
+from fsd.artifacts import load_checkpoint
+from fsd.config import load_config
 from fsd.data.synth import generate_dataset
+from fsd.engine.metrics_log import read_log
 from fsd.models import load_genotype
+from search.loop import search
 
 pytestmark = pytest.mark.slow
 
 TORCHRUN = Path(sys.executable).with_name("torchrun")
 
 
-@pytest.mark.skipif(not TORCHRUN.exists(), reason="torchrun not installed")
-def test_two_process_search_ends_with_identical_weights_and_alphas(tmp_path: Path):
-    generate_dataset(tmp_path / "data", patients=6, size=128, seed=4, type_all=True, progress=False)
-    config = {
-        "name": "tiny-ddp-search",
+def tiny_search_config(data: Path) -> dict[str, Any]:
+    return {
+        "name": "tiny-search",
         "seed": 3,
         "task": "binary",
-        "data": {"root": str(tmp_path / "data"), "cache": True},
+        "data": {"root": str(data), "cache": True},
         "preprocess": {"spacing_mm": 2.0, "max_size": 96},
         "model": {
             "fpn_channels": 16,
@@ -51,8 +58,48 @@ def test_two_process_search_ends_with_identical_weights_and_alphas(tmp_path: Pat
             },
         },
     }
+
+
+@pytest.fixture(scope="module")
+def search_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("search_data")
+    generate_dataset(root, patients=6, size=128, seed=4, type_all=True, progress=False)
+    return root
+
+
+def test_killed_search_resumes_to_the_uninterrupted_alphas_and_weights(search_data: Path, tmp_path: Path):
+    config = tiny_search_config(search_data)
+    config["search"].update({"epochs": 3, "max_iters_per_epoch": 2, "checkpoint_every_iters": 1})
     config_path = tmp_path / "tiny.yaml"
     config_path.write_text(yaml.safe_dump(config))
+    reference = search(load_config(config_path), tmp_path / "reference", device="cpu", progress=False)
+
+    killed = tmp_path / "killed"
+    command = [sys.executable, "-m", "fsd", "search", "--config", str(config_path), "--out", str(killed), "--device", "cpu"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 180
+    # past the warm-up epoch: architecture steps have drawn architecture-set batches
+    while len(read_log(killed / "search.jsonl")) < 4 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the search finished before it could be killed"
+    interrupted_at = load_checkpoint(killed / "search_last.pt", kind="search").position.iteration
+    assert 3 <= interrupted_at < 6
+
+    resumed = search(load_config(config_path), killed, resume=True, device="cpu", progress=False)
+    assert resumed.genotype.to_dict()["backbone"] == reference.genotype.to_dict()["backbone"]
+    expected, actual = (load_checkpoint(run / "search_last.pt").model for run in (tmp_path / "reference", killed))
+    for name in expected:
+        assert torch.equal(expected[name], actual[name]), name
+    alphas = [[(r["iteration"], r["backbone"], r["head"]) for r in read_log(run / "alphas.jsonl")] for run in (tmp_path / "reference", killed)]
+    assert alphas[0] == alphas[1] and len(alphas[0]) == 3
+
+
+@pytest.mark.skipif(not TORCHRUN.exists(), reason="torchrun not installed")
+def test_two_process_search_ends_with_identical_weights_and_alphas(search_data: Path, tmp_path: Path):
+    config_path = tmp_path / "tiny.yaml"
+    config_path.write_text(yaml.safe_dump(tiny_search_config(search_data)))
     out = tmp_path / "search"
     command = [str(TORCHRUN), "--standalone", "--nproc_per_node", "2", "-m", "fsd", "search", "--config", str(config_path), "--out", str(out), "--device", "cpu"]
     result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)

@@ -12,13 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydicom.data import get_testdata_file
-from service_helpers import API_KEY, serving
+from service_helpers import API_KEY, export_untrained_model, serving
 
-from fsd.exported import InferenceModel, load_exported
+from fsd.artifacts import InferenceModel, load_exported
 from service import create_app, load_settings
 
 SERIES_SLICES = 5
@@ -36,29 +35,7 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from fsd.config import FsdConfig
-    from fsd.export import export_module
-    from fsd.models import DetectorConfig, architecture_record, build_detector, default_genotype
-
-    config = FsdConfig.model_validate(
-        {"task": "types", "preprocess": {"spacing_mm": 3.2, "max_size": 128}, "model": {"roi": {"score_thresh": 0.0}}}
-    )
-    detector_config = DetectorConfig.from_config(config)
-    torch.manual_seed(0)
-    detector = build_detector(default_genotype(), detector_config)
-    out = tmp_path_factory.mktemp("model")
-    export_module(
-        detector,
-        out,
-        architecture=architecture_record(genotype=default_genotype()),
-        detector_config=detector_config.to_dict(),
-        preprocess=config.preprocess_config(),
-        task="types",
-        name="test",
-        version="0",
-        verify_samples=1,
-    )
-    return out
+    return export_untrained_model(tmp_path_factory.mktemp("model"), score_thresh=0.0)
 
 
 @pytest.fixture(scope="session")

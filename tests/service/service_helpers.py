@@ -6,11 +6,40 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 API_KEY = "test-key-0123456789abcdef"
+
+
+def export_untrained_model(out: Path, score_thresh: float, name: str = "test") -> Path:
+    """A real, untrained (seeded) multi-type detector exported to ``out``: 3.2 mm pixels and
+    128-pixel inputs keep CPU inference fast; ``score_thresh`` decides how much it reports."""
+    import torch
+
+    from fsd.config import FsdConfig
+    from fsd.export import export_module
+    from fsd.models import DetectorConfig, architecture_record, build_detector, default_genotype
+
+    config = FsdConfig.model_validate(
+        {"task": "types", "preprocess": {"spacing_mm": 3.2, "max_size": 128}, "model": {"roi": {"score_thresh": score_thresh}}}
+    )
+    detector_config = DetectorConfig.from_config(config)
+    torch.manual_seed(0)
+    export_module(
+        build_detector(default_genotype(), detector_config),
+        out,
+        architecture=architecture_record(genotype=default_genotype()),
+        detector_config=detector_config,
+        preprocess=config.preprocess,
+        task="types",
+        name=name,
+        version="0",
+        verify_samples=1,
+    )
+    return out
 AUTH = {"X-API-Key": API_KEY}
 
 

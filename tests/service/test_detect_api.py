@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from service_helpers import AUTH, form_files, stow_request
 
-from fsd.commands.predict import predict_files
+from fsd.cli.predict import predict_files
 from service.schemas import DetectResponse
 
 

@@ -223,7 +223,8 @@ def test_an_unexpected_failure_is_a_logged_500_without_its_message(make_app, inf
     from fastapi.testclient import TestClient
     from service_helpers import AUTH, wait_ready
 
-    broken = dataclasses.replace(inference_model, card={"secret-detail": object()})  # not JSON-serialisable
+    # a card whose metrics cannot be serialised
+    broken = dataclasses.replace(inference_model, card=inference_model.card.model_copy(update={"metrics": {"secret-detail": object()}}))
     caplog.set_level(logging.DEBUG)
     with TestClient(make_app(model=broken), raise_server_exceptions=True) as client:
         wait_ready(client)

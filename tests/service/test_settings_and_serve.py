@@ -8,8 +8,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from fsd.commands.serve import build_settings, register
 from fsd.errors import ConfigError
+from service.cli import build_settings, serve_command
 from service.settings import ServiceSettings, is_loopback, load_settings
 
 KEY = "k" * 24
@@ -90,7 +90,7 @@ def test_loopback_detection(host, expected):
 
 def _cli() -> typer.Typer:
     app = typer.Typer()
-    register(app)
+    app.command("serve")(serve_command)
 
     @app.command("noop")
     def noop() -> None:  # a second command keeps typer from collapsing the app into `serve`

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from service_helpers import AUTH, form_files, serving, stow_request
+from service_helpers import AUTH, export_untrained_model, form_files, serving, stow_request
 
+from fsd.artifacts import InferenceModel, load_exported
 from fsd.data.dl_info import read_dl_info
-from fsd.exported import InferenceModel, load_exported
 from fsd.inference.results import detections_to_result
 from service import create_app, load_settings
 
@@ -21,29 +21,7 @@ TEST_SPLIT = 3
 @pytest.fixture(scope="module")
 def empty_model(tmp_path_factory: pytest.TempPathFactory) -> InferenceModel:
     """A real exported detector whose score threshold (0.9999) no candidate of its untrained head passes."""
-    from fsd.config import FsdConfig
-    from fsd.export import export_module
-    from fsd.models import DetectorConfig, architecture_record, build_detector, default_genotype
-
-    config = FsdConfig.model_validate(
-        {"task": "types", "preprocess": {"spacing_mm": 3.2, "max_size": 128}, "model": {"roi": {"score_thresh": 0.9999}}}
-    )
-    detector_config = DetectorConfig.from_config(config)
-    torch.manual_seed(0)
-    detector = build_detector(default_genotype(), detector_config)
-    out = tmp_path_factory.mktemp("empty_model")
-    export_module(
-        detector,
-        out,
-        architecture=architecture_record(genotype=default_genotype()),
-        detector_config=detector_config.to_dict(),
-        preprocess=config.preprocess_config(),
-        task="types",
-        name="empty",
-        version="0",
-        verify_samples=1,
-    )
-    return load_exported(out, "cpu")
+    return load_exported(export_untrained_model(tmp_path_factory.mktemp("empty_model"), score_thresh=0.9999, name="empty"), "cpu")
 
 
 @pytest.fixture(scope="module")

@@ -18,11 +18,11 @@ IN, LN and BN use biased variances here (the convention of torch's own norms). S
 computed in float32 for half inputs and the output has the input's dtype.
 """
 
-import math
 
 import torch
 from torch import Tensor, nn
 
+from fsd.nn.norm.arguments import check_layer_arguments
 from fsd.nn.norm.groups import group_count
 from fsd.nn.norm.moments import check_4d, statistics_dtype
 
@@ -54,12 +54,7 @@ class BatchInstanceNorm2d(nn.Module):
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1) -> None:
         super().__init__()
-        if num_features < 1:
-            raise ValueError(f"num_features must be at least 1, got {num_features}")
-        if not (eps > 0 and math.isfinite(eps)):
-            raise ValueError(f"eps must be a positive number, got {eps}")
-        if not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"momentum must lie in [0, 1] (weight of the new batch), got {momentum}")
+        check_layer_arguments(num_features, eps, momentum, "weight of the new batch")
         self.num_features = num_features
         self.eps = eps
         self.momentum = momentum
@@ -113,10 +108,7 @@ class InstanceLayerNorm2d(nn.Module):
 
     def __init__(self, num_features: int, eps: float = 1e-5, max_groups: int = 16) -> None:
         super().__init__()
-        if num_features < 1:
-            raise ValueError(f"num_features must be at least 1, got {num_features}")
-        if not (eps > 0 and math.isfinite(eps)):
-            raise ValueError(f"eps must be a positive number, got {eps}")
+        check_layer_arguments(num_features, eps)
         self.num_features = num_features
         self.eps = eps
         self.groups = group_count(num_features, max_groups)

@@ -26,12 +26,12 @@ Note that the official ``SwitchNorm2d`` defaults to momentum 0.9 while its 1-D a
 (and this layer) default to 0.997.
 """
 
-import math
 from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
+from fsd.nn.norm.arguments import check_layer_arguments
 from fsd.nn.norm.moments import batch_moments, check_4d, instance_moments, statistics_dtype
 
 #: names of the statistics an SN-like layer mixes, in the order of its importance weights
@@ -71,14 +71,7 @@ class SwitchNorm2d(nn.Module):
         last_gamma: bool = False,
     ) -> None:
         super().__init__()
-        if num_features < 1:
-            raise ValueError(f"num_features must be at least 1, got {num_features}")
-        if not (eps > 0 and math.isfinite(eps)):
-            raise ValueError(f"eps must be a positive number, got {eps}")
-        if not 0.0 <= momentum <= 1.0:
-            raise ValueError(
-                f"momentum must lie in [0, 1] (SN convention: weight of the old value), got {momentum}"
-            )
+        check_layer_arguments(num_features, eps, momentum, "SN convention: weight of the old value")
         self.num_features = num_features
         self.eps = eps
         self.momentum = momentum

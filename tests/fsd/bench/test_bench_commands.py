@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from fsd.bench.complexity import complexity_markdown, complexity_table, forward_flops
-from fsd.bench.speed import TorchvisionBaseline, benchmark_model, load_fsd_module, speed_markdown
+from fsd.cli.bench.complexity import complexity_markdown, complexity_table, forward_flops
+from fsd.cli.bench.speed import TorchvisionBaseline, benchmark_model, load_fsd_module, speed_markdown
 from fsd.config import FsdConfig, load_config
 from fsd.export import export_module
 from fsd.models import DetectorConfig, architecture_record, build_detector, default_genotype
@@ -61,8 +61,8 @@ def test_speed_rebuilds_an_exported_switchnorm_model_with_its_running_statistics
         for name, buffer in trained.named_buffers():
             if name.endswith("running_var"):
                 buffer.uniform_(0.5, 2.0)
-    export_module(trained, tmp_path, architecture=architecture_record(genotype=default_genotype()), detector_config=detector_config.to_dict(),
-                  preprocess=config.preprocess_config(), task="types", name="speed", version="1", metrics={}, verify_samples=1)
+    export_module(trained, tmp_path, architecture=architecture_record(genotype=default_genotype()), detector_config=detector_config,
+                  preprocess=config.preprocess, task="types", name="speed", version="1", metrics={}, verify_samples=1)
     rebuilt, channels = load_fsd_module(tmp_path, 96)
     assert channels == 3 and not rebuilt.training
     for name, tensor in trained.state_dict().items():

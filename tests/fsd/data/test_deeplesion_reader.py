@@ -10,13 +10,21 @@ import numpy as np
 import pytest
 import torch
 
+from fsd.config import FsdConfig
 from fsd.data import DL_INFO_COLUMNS, DeepLesionDataset, read_dl_info
 from fsd.data.splits import patient_split, select_records
+from fsd.engine.datasets import build_dataset
 from fsd.errors import DataError
 from fsd.io.png import write_deeplesion_png
 from fsd.preprocess import PreprocessConfig
 
 SIZE = 64
+
+
+def _split(root: Path, split: str, task: str, preprocess: PreprocessConfig | None = None, **data) -> DeepLesionDataset:
+    """One split of the layout, opened as every caller opens one (``build_dataset``)."""
+    config = FsdConfig.model_validate({"task": task, "data": {"root": root, **data}, "preprocess": preprocess or PreprocessConfig()})
+    return build_dataset(config, split)
 
 
 def _slice(value: float, lesion: tuple[int, int, int, int] | None) -> np.ndarray:
@@ -73,22 +81,22 @@ def test_csv_groups_lesions_by_key_slice_and_makes_boxes_zero_based(layout: Path
 
 
 def test_binary_task_uses_the_official_split_and_drops_noisy(layout: Path):
-    val = DeepLesionDataset(layout, split="val", task="binary", preprocess=PreprocessConfig(clip_black_border=False))
+    val = _split(layout, "val", "binary", preprocess=PreprocessConfig(clip_black_border=False))
     assert sorted(r.patient for r in val.records) == [3, 6]
     assert all(not les.noisy for r in val.records for les in r.lesions)
-    kept = DeepLesionDataset(layout, split="val", task="binary", drop_noisy=False)
+    kept = _split(layout, "val", "binary", drop_noisy=False)
     assert sum(len(r.lesions) for r in kept.records) == 3
 
 
 def test_missing_key_slice_is_logged_and_skipped(layout: Path, caplog: pytest.LogCaptureFixture):
     with caplog.at_level(logging.WARNING):
-        test = DeepLesionDataset(layout, split="test", task="binary")
+        test = _split(layout, "test", "binary")
     assert 7 not in [r.patient for r in test.records]
     assert "000007_01_01_010.png" in caplog.text
 
 
 def test_broken_png_is_logged_and_the_next_item_served(layout: Path, caplog: pytest.LogCaptureFixture):
-    test = DeepLesionDataset(layout, split="test", task="binary")
+    test = _split(layout, "test", "binary")
     broken_index = [r.patient for r in test.records].index(8)
     with caplog.at_level(logging.WARNING):
         image, target = test[broken_index]
@@ -98,7 +106,7 @@ def test_broken_png_is_logged_and_the_next_item_served(layout: Path, caplog: pyt
 
 def test_items_follow_the_contract_and_boxes_land_on_the_lesion(layout: Path):
     config = PreprocessConfig(spacing_mm=0.8, clip_black_border=True, border_margin_px=0)
-    dataset = DeepLesionDataset(layout, split="val", task="types", preprocess=config, type_split=(0.0, 1.0, 0.0))
+    dataset = _split(layout, "val", "types", preprocess=config, type_split=(0.0, 1.0, 0.0))
     image, target = dataset[0]
     assert image.dtype == torch.float32 and image.shape[0] == 3
     assert 0.0 <= float(image.min()) and float(image.max()) <= 1.0
@@ -113,12 +121,12 @@ def test_items_follow_the_contract_and_boxes_land_on_the_lesion(layout: Path):
 
 
 def test_context_channels_come_from_neighbour_slices(layout: Path):
-    dataset = DeepLesionDataset(layout, split="val", task="binary", preprocess=PreprocessConfig(clip_black_border=False))
+    dataset = _split(layout, "val", "binary", preprocess=PreprocessConfig(clip_black_border=False))
     image, _ = dataset[0]
     # neighbours at -2/+2 mm are slices 9 and 11 (interval 2 mm): the lesion is on all three
     centre = [float(image[c, 30, 27]) for c in range(3)]
     assert centre[0] == pytest.approx(centre[1]) == pytest.approx(centre[2])
-    nine = DeepLesionDataset(layout, split="val", task="binary", preprocess=PreprocessConfig(num_slices=5, clip_black_border=False))
+    nine = _split(layout, "val", "binary", preprocess=PreprocessConfig(num_slices=5, clip_black_border=False))
     image5, _ = nine[0]
     # +-4 mm reaches slices 8 and 12 which hold no lesion
     assert float(image5[0, 30, 27]) < float(image5[2, 30, 27])
@@ -147,4 +155,4 @@ def test_bad_csv_is_a_clear_error(tmp_path: Path):
     with pytest.raises(DataError, match="not found"):
         read_dl_info(tmp_path / "missing.csv")
     with pytest.raises(DataError, match="split"):
-        DeepLesionDataset(tmp_path, split="holdout", records=[])
+        _split(tmp_path, "holdout", "binary")

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from fsd.artifacts import ArtifactError, Checkpoint, RunPosition, load_checkpoint, save_checkpoint
+from fsd.config import FsdConfig
 from fsd.data.augment import AugmentConfig, augment, sample_generator
-from fsd.engine.checkpoint import CheckpointError, atomic_save, load_checkpoint
 from fsd.engine.metrics_log import MetricsLog, read_log
 from fsd.engine.sampler import ResumableSampler
 from fsd.engine.schedule import lr_at
@@ -50,9 +51,23 @@ def test_lr_schedule_warms_up_then_decays_to_the_floor():
     assert all(x >= y for x, y in zip(values, values[1:]))
 
 
+def _checkpoint(iteration: int) -> Checkpoint:
+    from fsd.models import DetectorConfig
+
+    return Checkpoint(
+        kind="train",
+        model={"w": torch.ones(2)},
+        optimizer={},
+        architecture={"kind": "resnet18_fpn"},
+        detector_config=DetectorConfig(),
+        config=FsdConfig(),
+        position=RunPosition(iteration=iteration),
+    )
+
+
 def test_atomic_save_never_leaves_a_partial_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     path = tmp_path / "last.pt"
-    atomic_save({"model": {"w": torch.ones(2)}, "iteration": 1}, path)
+    save_checkpoint(_checkpoint(1), path)
 
     def broken_save(obj, stream):
         stream.write(b"partial")
@@ -60,21 +75,36 @@ def test_atomic_save_never_leaves_a_partial_file(tmp_path: Path, monkeypatch: py
 
     monkeypatch.setattr(torch, "save", broken_save)
     with pytest.raises(OSError):
-        atomic_save({"model": {}, "iteration": 2}, path)
+        save_checkpoint(_checkpoint(2), path)
     monkeypatch.undo()
-    assert load_checkpoint(path)["iteration"] == 1
+    assert load_checkpoint(path).position.iteration == 1
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
 
 
 def test_load_checkpoint_errors_are_clear(tmp_path: Path):
-    with pytest.raises(CheckpointError, match="not found"):
+    with pytest.raises(ArtifactError, match="not found"):
         load_checkpoint(tmp_path / "x.pt")
     (tmp_path / "junk.pt").write_bytes(b"junk")
-    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+    with pytest.raises(ArtifactError, match="not a readable checkpoint"):
         load_checkpoint(tmp_path / "junk.pt")
     torch.save({"weights": 1}, tmp_path / "other.pt")
-    with pytest.raises(CheckpointError, match="not an FSD checkpoint"):
+    with pytest.raises(ArtifactError, match="not an FSD checkpoint"):
         load_checkpoint(tmp_path / "other.pt")
+
+
+def test_checkpoints_of_another_format_version_or_kind_are_refused(tmp_path: Path):
+    old = {**_checkpoint(3).to_dict(), "format_version": 1}
+    torch.save(old, tmp_path / "old.pt")
+    with pytest.raises(ArtifactError, match="format version 1, this FSD reads version 2"):
+        load_checkpoint(tmp_path / "old.pt")
+    unversioned = {"format": "fsd-checkpoint", "model": {}, "iteration": 3}  # what FSD 0.1 wrote
+    torch.save(unversioned, tmp_path / "unversioned.pt")
+    with pytest.raises(ArtifactError, match="format version 1"):
+        load_checkpoint(tmp_path / "unversioned.pt")
+    save_checkpoint(_checkpoint(3), tmp_path / "train.pt")
+    with pytest.raises(ArtifactError, match="is a train checkpoint; this needs a search checkpoint"):
+        load_checkpoint(tmp_path / "train.pt", kind="search")
+    assert load_checkpoint(tmp_path / "train.pt", kind="train").position.iteration == 3
 
 
 def test_metrics_log_is_cut_back_on_resume(tmp_path: Path):

@@ -16,10 +16,11 @@ import pytest
 import torch
 import yaml
 
+from fsd.artifacts import load_checkpoint
 from fsd.config import load_config
 from fsd.data.synth import generate_dataset
-from fsd.engine.checkpoint import CheckpointError, load_checkpoint
 from fsd.engine.metrics_log import read_log
+from fsd.engine.run_directory import RunDirectoryError
 from fsd.engine.trainer import train
 from fsd.models import architecture_record
 from fsd.models.genotype import make_genotype
@@ -55,7 +56,7 @@ def run_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:
-    return load_checkpoint(path)["model"]
+    return load_checkpoint(path).model
 
 
 def _train_records(run: Path) -> list[tuple[int, float]]:
@@ -81,10 +82,10 @@ def test_killed_run_resumes_to_the_uninterrupted_result(run_files: tuple[Path, P
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-    interrupted_at = load_checkpoint(killed / "last.pt")["iteration"]
+    interrupted_at = load_checkpoint(killed / "last.pt").position.iteration
     assert 1 <= interrupted_at < 9
 
-    with pytest.raises(CheckpointError, match="--resume"):
+    with pytest.raises(RunDirectoryError, match="--resume"):
         train(config, architecture, killed, device="cpu", progress=False)
     resumed = train(config, architecture, killed, resume=True, device="cpu", progress=False)
     assert resumed.iterations == 9
@@ -121,4 +122,4 @@ def test_two_process_data_parallel_training_ends_with_identical_weights(run_file
     checksums = summary["rank_weight_checksums"]
     assert len(checksums) == 2 and checksums[0] == checksums[1]
     state = load_checkpoint(out / "last.pt")
-    assert state["iteration"] >= 1 and summary["iterations"] == state["iteration"]
+    assert state.position.iteration >= 1 and summary["iterations"] == state.position.iteration

@@ -14,8 +14,8 @@ from pydicom.uid import (
     JPEGLSLossless,
 )
 
-from fsd.io import dicom as dicom_module
-from fsd.io.dicom import DicomError, read_ct, supported_transfer_syntaxes
+from fsd.io.dicom import MAX_FRAMES, DicomError, read_ct, supported_transfer_syntaxes
+from fsd.io.dicom import reader as dicom_module
 
 
 def rejection(data: bytes, **kwargs) -> DicomError:
@@ -310,10 +310,10 @@ def test_impossible_geometry_is_invalid_geometry(ct_small, encode, keyword, valu
 
 def test_too_many_frames_is_too_large_even_when_tiny(ct_small, encode):
     ct_small.Rows = ct_small.Columns = 1
-    ct_small.NumberOfFrames = dicom_module.MAX_FRAMES + 1
-    ct_small.PixelData = bytes(2 * (dicom_module.MAX_FRAMES + 1))
+    ct_small.NumberOfFrames = MAX_FRAMES + 1
+    ct_small.PixelData = bytes(2 * (MAX_FRAMES + 1))
 
     error = rejection(encode(ct_small))
 
     assert error.code == "too_large"
-    assert str(dicom_module.MAX_FRAMES) in str(error)
+    assert str(MAX_FRAMES) in str(error)

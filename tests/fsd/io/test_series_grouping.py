@@ -9,7 +9,7 @@ import pytest
 from pydicom.data import get_testdata_files
 
 from fsd.io.dicom import read_ct_file
-from fsd.io.series import CTSlice, group_series, order_along_normal, slice_normal
+from fsd.io.dicom.series import CTSlice, group_series, order_along_normal, slice_normal
 
 AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 SAGITTAL = (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)  # normal = (0,1,0) x (0,0,-1) = (-1, 0, 0)

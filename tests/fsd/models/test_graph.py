@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from fsd.data.dl_info import KeySliceRecord, LesionRecord
-from fsd.models.graph import RegionAwareGraph, TypeGraph, body_boxes, region_features, type_prior_from_records
+from fsd.data.type_prior import type_prior_from_records
+from fsd.models.body import body_boxes
+from fsd.models.graph import RegionAwareGraph, TypeGraph, region_features
 from fsd.models.predictor import GraphBoxPredictor
 
 

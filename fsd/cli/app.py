@@ -1,4 +1,4 @@
-"""The `fsd` command: one typer app whose command groups live in ``fsd/commands/``."""
+"""The `fsd` command: one typer app whose command groups live beside it in ``fsd/cli/``."""
 
 from __future__ import annotations
 
@@ -19,14 +19,16 @@ app = typer.Typer(
 
 def _register() -> None:
     """Attach the command groups; each module owns one job and imports heavy packages lazily."""
-    from fsd.commands import bench, data, demo, pipeline, predict, serve
+    from fsd.cli import data, demo, pipeline, predict
+    from fsd.cli.bench import commands as bench
+    from service.cli import serve_command
 
     app.add_typer(data.app, name="data")
     pipeline.register(app)
     predict.register(app)
     app.add_typer(bench.app, name="bench")
     demo.register(app)
-    serve.register(app)
+    app.command("serve")(serve_command)
 
 
 _register()

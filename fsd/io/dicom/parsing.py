@@ -1,4 +1,4 @@
-"""Turn input bytes into a pydicom Dataset and decide that it is a CT image (checks 1 and 2).
+"""Turn input bytes into a pydicom Dataset and decide that it is a CT image.
 
 ``parse_dicom`` refuses empty, oversized and non-DICOM input (``not_dicom`` / ``too_large``),
 including Deflated files that would inflate past the size limit, and tells the caller when the
@@ -17,8 +17,8 @@ from pydicom import uid as dicom_uid
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_dataset, read_preamble
 
-from fsd.io.dicom_errors import MISSING_TAG, NOT_CT, NOT_DICOM, TOO_LARGE, DicomError
-from fsd.io.dicom_values import optional_str, readable_size
+from fsd.io.dicom.errors import MISSING_TAG, NOT_CT, NOT_DICOM, TOO_LARGE, DicomError
+from fsd.io.dicom.values import optional_str, readable_size
 
 logger = logging.getLogger(__name__)
 

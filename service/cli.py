@@ -1,4 +1,5 @@
-"""`fsd serve`: run the inference service (``service/``) with uvicorn.
+"""The server's command line: ``python -m service`` (the Docker entry point) and ``fsd serve``
+run :func:`serve_command`, which starts the app with uvicorn.
 
 Settings come from ``--config`` (or $FSD_SETTINGS_FILE), then ``FSD_*`` environment variables,
 then these flags (highest). The API key is read from $FSD_API_KEY, the settings file or
@@ -97,7 +98,3 @@ def serve_command(
         timeout_graceful_shutdown=int(settings.shutdown_timeout_s),
         server_header=False,
     )
-
-
-def register(app: typer.Typer) -> None:
-    app.command("serve")(serve_command)

@@ -22,10 +22,13 @@ SetOption = Annotated[
 
 def search_command(config: ConfigOption, out: OutOption, resume: ResumeOption = False, device: DeviceOption = "auto", overrides: SetOption = None) -> None:
     """Differentiable architecture search; writes genotype.json and the search plots."""
+    from fsd.cli.data_setup import ensure_data
     from fsd.config import load_config
     from search.loop import search
 
-    result = search(load_config(config, overrides), out, resume=resume, device=device)
+    loaded = load_config(config, overrides)
+    ensure_data(loaded, device)
+    result = search(loaded, out, resume=resume, device=device)
     if os.environ.get("RANK", "0") != "0":
         return
     typer.echo(f"genotype: {result.genotype_path} (search took {result.seconds:.0f} s)")
@@ -41,6 +44,7 @@ def train_command(
     overrides: SetOption = None,
 ) -> None:
     """Retrain a derived network (or a baseline) from scratch."""
+    from fsd.cli.data_setup import ensure_data
     from fsd.config import load_config
     from fsd.engine.trainer import train
     from fsd.models import architecture_record, load_genotype
@@ -53,7 +57,9 @@ def train_command(
 
         if baseline not in BASELINES:
             raise FsdError(f"unknown baseline {baseline!r}; choose one of {', '.join(BASELINES)}")
-    result = train(load_config(config, overrides), architecture, out, resume=resume, device=device)
+    loaded = load_config(config, overrides)
+    ensure_data(loaded, device)
+    result = train(loaded, architecture, out, resume=resume, device=device)
     if os.environ.get("RANK", "0") != "0":
         return
     best = f"{result.best_metric:.4f}" if result.best_metric is not None else "n/a"

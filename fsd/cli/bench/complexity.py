@@ -1,19 +1,15 @@
-"""Parameter and FLOP counts of detectors at a given input size.
-
-FLOPs are counted with ``torch.utils.flop_counter`` (multiply-accumulate = 2 FLOPs) for one
-eval-mode forward pass of a random CT-like image, RPN and RoI head included.
-"""
+"""`fsd bench complexity`: parameters and FLOPs of FSD against the ResNet-FPN baselines
+(counted by :mod:`fsd.models.complexity`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from fsd.config import FsdConfig
 from fsd.models import DetectorConfig, Genotype, build_baseline, build_detector, default_genotype
+from fsd.models.complexity import count_parameters, forward_flops
 
 
 @dataclass(frozen=True)
@@ -22,33 +18,6 @@ class Complexity:
     parameters: int
     gflops: float
     backbone_parameters: int
-
-
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
-@torch.no_grad()
-def forward_flops(model: nn.Module, channels: int, height: int, width: int) -> int:
-    """FLOPs of one eval-mode forward pass of a ``channels x height x width`` image.
-
-    Parameters are frozen while counting: the counter's module tracker hooks every module input
-    that requires grad, and a parameter passed on as an input (the graph module reads the
-    classifier's weights) has no grad function under ``no_grad``.
-    """
-    model.eval()
-    image = torch.rand(channels, height, width, generator=torch.Generator().manual_seed(0))
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    for parameter in trainable:
-        parameter.requires_grad_(False)
-    try:
-        counter = FlopCounterMode(display=False)
-        with counter:
-            model([image])
-    finally:
-        for parameter in trainable:
-            parameter.requires_grad_(True)
-    return int(counter.get_total_flops())
 
 
 def complexity_table(config: FsdConfig, genotype: Genotype | None = None, size: int = 512) -> list[Complexity]:

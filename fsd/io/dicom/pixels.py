@@ -1,4 +1,4 @@
-"""Validate a CT image's pixel description before anything is decoded (checks 3 to 8).
+"""Validate a CT image's pixel description before anything is decoded.
 
 ``read_pixel_layout`` reads the Image Pixel tags and applies, in order: required tags, that
 integer Pixel Data is present, the frame count and pixel budget, the transfer syntax, and the
@@ -15,14 +15,14 @@ from pydicom import uid as dicom_uid
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
 
-from fsd.io.dicom_codecs import (
+from fsd.io.dicom.codecs import (
     JPEG_2000_SYNTAXES,
     JPEG_SYNTAXES,
     NATIVE_TRANSFER_SYNTAXES,
     codestream_size,
     supported_transfer_syntaxes,
 )
-from fsd.io.dicom_errors import (
+from fsd.io.dicom.errors import (
     INVALID_PIXEL_DATA,
     NO_PIXELS,
     TOO_LARGE,
@@ -30,7 +30,7 @@ from fsd.io.dicom_errors import (
     UNSUPPORTED_TRANSFER_SYNTAX,
     DicomError,
 )
-from fsd.io.dicom_values import (
+from fsd.io.dicom.values import (
     optional_str,
     positive_int,
     readable_size,

@@ -1,4 +1,7 @@
-"""Per-frame spacing, position, orientation, rescale, thickness and window of a CT file (check 9).
+"""Per-frame spacing, position, orientation, rescale, thickness and window of a CT file.
+
+Missing required values are ``missing_tag``; unusable geometry is ``invalid_geometry``; a value
+of the wrong kind is ``invalid_tag``.
 
 Each value comes from the frame's Per-Frame Functional Groups item, then the Shared Functional
 Groups (Enhanced and Legacy Converted Enhanced CT), then the top level of the data set (classic
@@ -17,8 +20,8 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 
-from fsd.io.dicom_errors import INVALID_GEOMETRY, INVALID_TAG, MISSING_TAG, DicomError
-from fsd.io.dicom_values import optional_float, tag_name, tag_value, to_floats
+from fsd.io.dicom.errors import INVALID_GEOMETRY, INVALID_TAG, MISSING_TAG, DicomError
+from fsd.io.dicom.values import optional_float, tag_name, tag_value, to_floats
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ def complexity_command(
     size: Annotated[int, typer.Option("--size", min=64)] = 512,
 ) -> None:
     """Parameters and FLOPs of FSD vs the ResNet-50/18-FPN baselines (markdown table)."""
-    from fsd.bench.complexity import complexity_markdown, complexity_table
+    from fsd.cli.bench.complexity import complexity_markdown, complexity_table
     from fsd.config import load_config
     from fsd.models import load_genotype
 
@@ -35,7 +35,7 @@ def accuracy_command(
     overrides: Annotated[Optional[list[str]], typer.Option("--set", help="Config override key=value (repeatable).")] = None,
 ) -> None:
     """Search once, then train and evaluate FSD, the baselines and the ablations side by side."""
-    from fsd.bench.accuracy import ARMS, run_accuracy_benchmark
+    from fsd.cli.bench.accuracy import ARMS, run_accuracy_benchmark
     from fsd.config import load_config
     from fsd.errors import FsdError
 
@@ -76,14 +76,14 @@ def speed_command(
 
     import torch
 
-    from fsd.bench.speed import (
+    from fsd.cli.bench.speed import (
         TorchvisionBaseline,
         benchmark_model,
         load_fsd_module,
         rows_as_dicts,
         speed_markdown,
     )
-    from fsd.engine.distributed import resolve_device
+    from fsd.device import resolve_device
     from fsd.errors import FsdError
 
     target = resolve_device(device)

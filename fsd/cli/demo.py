@@ -19,17 +19,21 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 import numpy as np
+import typer
 from rich.console import Console
 from rich.table import Table
 
+from fsd.cli.data_setup import ensure_data
 from fsd.config import FsdConfig, load_config
-from fsd.data.dl_info import KeySliceRecord, read_dl_info
-from fsd.data.splits import select_records
+from fsd.constants import lesion_type_name
+from fsd.data.dl_info import KeySliceRecord
+from fsd.engine.datasets import split_records
 from fsd.errors import FsdError
+from fsd.eval import iou_matrix
 
 console = Console()
 
@@ -45,16 +49,14 @@ def _free_port() -> int:
 
 
 def ensure_demo_data(config: FsdConfig) -> None:
+    """The demo's synthetic data set, with the DICOM series the served query needs."""
+    if config.data.synth is None:
+        raise FsdError("the demo config needs data.synth to generate its data")
     root = config.data.root
     if (root / "DL_info.csv").is_file() and (root / "dicom").is_dir():
         console.print(f"reusing synthetic data in {root}")
         return
-    if config.data.synth is None:
-        raise FsdError("the demo config needs data.synth to generate its data")
-    from fsd.data.synth import generate_dataset
-
-    synth = config.data.synth
-    generate_dataset(root, patients=synth.patients, size=synth.size, seed=synth.seed, dicom=True, type_all=synth.type_all)
+    ensure_data(config, dicom=True)
 
 
 def run_search(config: FsdConfig, out: Path) -> Path:
@@ -81,10 +83,7 @@ def run_training(config: FsdConfig, genotype: Path, out: Path) -> Path:
 
 def pick_test_key_slice(config: FsdConfig) -> KeySliceRecord:
     """The test-split key slice with the most lesions whose DICOM series exists."""
-    records = read_dl_info(config.data.root / "DL_info.csv")
-    data = config.data
-    test = select_records(records, "test", config.task, data.drop_noisy, data.type_split, data.split_seed)
-    test = [r for r in test if (config.data.root / "dicom" / r.folder).is_dir()]
+    test = [r for r in split_records(config, "test") if (config.data.root / "dicom" / r.folder).is_dir()]
     if not test:
         raise FsdError("no test-split key slice with a DICOM series; regenerate the demo data")
     return max(test, key=lambda r: (len(r.lesions), -r.patient))
@@ -119,14 +118,6 @@ def wait_ready(base: str, process: subprocess.Popen, timeout_s: float = 180.0) -
     raise FsdError(f"the server was not ready within {timeout_s:.0f} s")
 
 
-def _iou(a: list[float], b: list[float]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def query_server(config: FsdConfig, model_dir: Path) -> dict[str, Any]:
     """Serve the exported model, POST a test patient's DICOM series, print detections vs truth."""
     record = pick_test_key_slice(config)
@@ -155,8 +146,10 @@ def query_server(config: FsdConfig, model_dir: Path) -> dict[str, Any]:
     for lesion in record.lesions:
         table.add_row("truth", _type_name(lesion.lesion_type), _box(lesion.box), "", "")
     shown = [d for d in key_result["detections"] if d["score"] >= 0.3][:8]
+    truth = np.array([les.box for les in record.lesions], dtype=np.float64).reshape(-1, 4)
     for detection in shown:
-        best = max((_iou(detection["box_px"], list(les.box)) for les in record.lesions), default=0.0)
+        overlaps = iou_matrix(np.array([detection["box_px"]], dtype=np.float64), truth)
+        best = float(overlaps.max()) if overlaps.size else 0.0
         table.add_row("detected", detection["type"], _box(detection["box_px"]), f"{detection['score']:.2f}", f"{best:.2f}")
     console.print(table)
     console.print(f"timing (ms): {json.dumps(answer.get('timing_ms', {}))}")
@@ -164,9 +157,7 @@ def query_server(config: FsdConfig, model_dir: Path) -> dict[str, Any]:
 
 
 def _type_name(type_id: int) -> str:
-    from fsd.constants import LESION_TYPES
-
-    return LESION_TYPES[type_id - 1] if 1 <= type_id <= 8 else "lesion"
+    return lesion_type_name(type_id) if 1 <= type_id <= 8 else "lesion"
 
 
 def _box(box: Any) -> str:
@@ -201,3 +192,15 @@ def run_demo(config_path: Path, out: Path) -> dict[str, Any]:
     )
     console.print(f"plots: {out / 'search' / 'alphas.png'}, {out / 'train' / 'training.png'}, {out / 'train' / 'froc.png'}")
     return report
+
+
+def demo_command(
+    config: Annotated[Path, typer.Option("--config", "-c")] = Path("configs/demo.yaml"),
+    out: Annotated[Path, typer.Option("--out", "-o")] = Path("runs/demo"),
+) -> None:
+    """Run the whole pipeline on synthetic data and query the served model (see `make demo`)."""
+    run_demo(config, out)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo_command)

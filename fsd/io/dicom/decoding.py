@@ -1,6 +1,6 @@
-"""Decode validated CT pixel data to Hounsfield units, frame by frame (check 10).
+"""Decode CT pixel data, already validated by :mod:`.pixels`, to Hounsfield units, frame by frame.
 
-Only the allowed, importable plugins of ``fsd.io.dicom_codecs`` are tried, in order of
+Only the allowed, importable plugins of :mod:`.codecs` are tried, in order of
 preference; any decoder failure, or a decoded frame of another shape or a non-integer type, is
 ``invalid_pixel_data``. HU are the modality LUT output of each frame's own rescale.
 """
@@ -16,9 +16,9 @@ from pydicom import uid as dicom_uid
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_modality_lut, get_decoder
 
-from fsd.io.dicom_codecs import usable_plugins
-from fsd.io.dicom_errors import INVALID_PIXEL_DATA, DicomError
-from fsd.io.dicom_pixels import PixelLayout
+from fsd.io.dicom.codecs import usable_plugins
+from fsd.io.dicom.errors import INVALID_PIXEL_DATA, DicomError
+from fsd.io.dicom.pixels import PixelLayout
 
 logger = logging.getLogger(__name__)
 

@@ -39,10 +39,10 @@ PHI: only technical tags are ever accessed (pydicom converts values lazily, so p
 never parsed or validated), messages name tags and sizes only, and UIDs are logged as
 ``hash_uid`` digests.
 
-The checks live in the ``fsd.io.dicom_*`` modules, one job each: ``dicom_parsing`` (1, 2),
-``dicom_pixels`` (3 to 8), ``dicom_codecs`` (which syntaxes and plugins, for 6 and 8),
-``dicom_frame_metadata`` (9) and ``dicom_decoding`` (10), on the tag readers of ``dicom_values``.
-This module runs them in order and builds the slices.
+Modules, one job each: :mod:`.parsing` (1, 2), :mod:`.pixels` (3 to 8), :mod:`.codecs` (which
+syntaxes and plugins, for 6 and 8), :mod:`.frame_metadata` (9) and :mod:`.decoding` (10), on
+the tag readers of :mod:`.values`; :mod:`.series` holds the slice type and series grouping. This
+module runs them in order and builds the slices.
 """
 
 from __future__ import annotations
@@ -55,9 +55,8 @@ import numpy as np
 from pydicom import uid as dicom_uid
 from pydicom.dataset import Dataset
 
-from fsd.io.dicom_codecs import NATIVE_TRANSFER_SYNTAXES, supported_transfer_syntaxes
-from fsd.io.dicom_decoding import decode_hu
-from fsd.io.dicom_errors import (
+from fsd.io.dicom.decoding import decode_hu
+from fsd.io.dicom.errors import (
     FILE_UNREADABLE,
     INVALID_PIXEL_DATA,
     INVALID_TAG,
@@ -65,26 +64,11 @@ from fsd.io.dicom_errors import (
     TOO_LARGE,
     DicomError,
 )
-from fsd.io.dicom_frame_metadata import FrameMetadata, read_frame_metadata
-from fsd.io.dicom_parsing import CT_SOP_CLASSES, check_is_ct, parse_dicom
-from fsd.io.dicom_pixels import MAX_FRAMES, PixelLayout, check_pixel_length, read_pixel_layout
-from fsd.io.dicom_values import optional_float, optional_int, optional_str, readable_size, required_value
-from fsd.io.series import CTSlice, group_series
-
-__all__ = [
-    "CT_SOP_CLASSES",
-    "DEFAULT_MAX_PIXEL_BYTES",
-    "MAX_FRAMES",
-    "NATIVE_TRANSFER_SYNTAXES",
-    "NON_PIXEL_ALLOWANCE",
-    "CTSlice",
-    "DicomError",
-    "group_series",
-    "hash_uid",
-    "read_ct",
-    "read_ct_file",
-    "supported_transfer_syntaxes",
-]
+from fsd.io.dicom.frame_metadata import FrameMetadata, read_frame_metadata
+from fsd.io.dicom.parsing import check_is_ct, parse_dicom
+from fsd.io.dicom.pixels import PixelLayout, check_pixel_length, read_pixel_layout
+from fsd.io.dicom.series import CTSlice
+from fsd.io.dicom.values import optional_float, optional_int, optional_str, readable_size, required_value
 
 logger = logging.getLogger(__name__)
 

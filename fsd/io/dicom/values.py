@@ -16,7 +16,7 @@ from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
-from fsd.io.dicom_errors import INVALID_TAG, MISSING_TAG, DicomError
+from fsd.io.dicom.errors import INVALID_TAG, MISSING_TAG, DicomError
 
 
 def tag_name(keyword: str) -> str:

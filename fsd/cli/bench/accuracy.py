@@ -27,12 +27,13 @@ from typing import Any
 
 import torch
 
-from fsd.bench.complexity import count_parameters, forward_flops
+from fsd.cli.data_setup import ensure_data
 from fsd.config import FsdConfig
 from fsd.engine.evaluation import evaluate_model
 from fsd.engine.trainer import train
 from fsd.errors import FsdError
 from fsd.models import DetectorConfig, architecture_record, build_from_architecture, load_genotype
+from fsd.models.complexity import count_parameters, forward_flops
 
 ARMS: tuple[str, ...] = ("fsd", "resnet50_fpn", "resnet18_fpn", "fsd_bn", "fsd_gn", "random", "types_graph_off", "types_graph_on")
 ARM_TITLES: dict[str, str] = {
@@ -131,6 +132,7 @@ def run_accuracy_benchmark(config: FsdConfig, out_dir: str | Path, arms: Sequenc
     from search.loop import search
 
     out_dir = Path(out_dir)
+    ensure_data(config, device, progress)
     search_dir = out_dir / "search"
     genotype_path = search_dir / "genotype.json"
     if genotype_path.is_file():

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -21,8 +21,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from fsd import torchscript
-from fsd.bench.complexity import forward_flops
+from fsd.artifacts import load_eager, torchscript
+from fsd.models.complexity import forward_flops
 
 #: dense bf16/fp16 tensor-core peak (TFLOP/s) by device-name fragment; fp32 uses tf32 peak / 2
 PEAK_TFLOPS: dict[str, float] = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0}
@@ -141,8 +141,8 @@ def benchmark_model(
                         latency_p99_ms=round(_percentile(times, 0.99), 3),
                         images_per_s=round(batch / (median / 1000.0), 2),
                         peak_memory_mib=None if memory is None else round(memory, 1),
-                        tflops=round(achieved, 3),
-                        peak_fraction=None if peak is None else round(achieved / peak, 4),
+                        tflops=float(f"{achieved:.4g}"),  # significant digits: CPU rates are tiny
+                        peak_fraction=None if peak is None else float(f"{achieved / peak:.4g}"),
                     )
                 )
     return rows
@@ -168,39 +168,15 @@ def rows_as_dicts(rows: Sequence[SpeedRow]) -> list[dict[str, Any]]:
     return [asdict(r) for r in rows]
 
 
-def scripted_tensors(scripted: torch.jit.ScriptModule, names: Iterable[str]) -> dict[str, torch.Tensor]:
-    """The named tensors of a scripted module, looked up attribute by attribute.
-
-    Models exported before SwitchNorm's buffers were typed for TorchScript keep its running
-    statistics as plain attributes, outside ``ScriptModule.state_dict()``; resolving the eager
-    state dict's names on the scripted module loads those models too.
-    """
-    tensors: dict[str, torch.Tensor] = {}
-    for name in names:
-        value: Any = scripted
-        for part in name.split("."):
-            value = getattr(value, part)
-        if not isinstance(value, torch.Tensor):
-            raise ValueError(f"{name} in the TorchScript model is not a tensor")
-        tensors[name] = value
-    return tensors
-
-
 def load_fsd_module(model_dir: Path | None, size: int) -> tuple[nn.Module, int]:
-    """The exported model's eager network (rebuilt from its card) or, without one, the default
-    genotype at the synth_bench settings; returns (module, input channels)."""
+    """The exported model's eager network or, without one, the default genotype at the
+    synth_bench settings; returns (module, input channels)."""
     from fsd.config import FsdConfig, load_config
-    from fsd.models import DetectorConfig, build_detector, build_from_architecture, default_genotype
+    from fsd.models import DetectorConfig, build_detector, default_genotype
 
     if model_dir is not None:
-        import json
-
-        card = json.loads((Path(model_dir) / "model.json").read_text())
-        config = DetectorConfig.from_dict(card["detector_config"])
-        model = build_from_architecture(card["architecture"], config)
-        scripted = torchscript.load(Path(model_dir) / "model.ts")
-        model.load_state_dict(scripted_tensors(scripted, model.state_dict().keys()))
-        return model.eval(), config.in_channels
+        loaded = load_eager(model_dir)
+        return loaded.module, loaded.card.detector_config.in_channels
     path = Path("configs/synth_bench.yaml")
     fsd_config = load_config(path) if path.is_file() else FsdConfig()
     config = DetectorConfig.from_config(fsd_config)

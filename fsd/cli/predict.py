@@ -28,8 +28,8 @@ def _parse_spacing(text: str | None) -> tuple[float, float, float] | None:
 
 def predict_files(model_dir: Path, files: list[Path], out: Path, device: str = "auto", spacing: str | None = None, min_score: float = 0.05) -> list[dict]:
     """Run the exported model on files; writes predictions.json and one PNG per slice into ``out``."""
-    from fsd.engine.distributed import resolve_device
-    from fsd.exported import load_exported
+    from fsd.artifacts import load_exported
+    from fsd.device import resolve_device
     from fsd.inference import detections_to_result, run_detector, slice_inputs_from_ct, slice_inputs_from_png
     from fsd.inference.overlay import render_detections
     from fsd.io.dicom import read_ct_file

@@ -1,1 +1,0 @@
-"""Benchmarks: model size and FLOPs, accuracy side by side with baselines, speed."""

@@ -1,0 +1,30 @@
+"""Making the configured data exist before a command opens it: the synthetic DeepLesion-format
+set is generated (by rank 0 under torchrun, the others waiting) when ``data.root`` holds no
+data and ``data.synth`` says how to make it."""
+
+from __future__ import annotations
+
+from fsd.config import FsdConfig
+from fsd.data.synth import generate_dataset
+from fsd.engine.distributed import barrier, init_distributed
+from fsd.errors import DataError
+
+
+def ensure_data(config: FsdConfig, device: str = "auto", progress: bool = True, dicom: bool = False) -> None:
+    """Generate the synthetic set at ``data.root`` when it is missing (or lacks the DICOM series
+    ``dicom`` asks for) and ``data.synth`` is set; otherwise require the DeepLesion layout there."""
+    context = init_distributed(device)
+    root = config.data.root
+    csv = root / "DL_info.csv"
+    missing = not csv.is_file() or (dicom and not (root / "dicom").is_dir())
+    if missing and context.is_main:
+        synth = config.data.synth
+        if synth is None:
+            raise DataError(
+                f"no DeepLesion data at {root} (missing {csv.name}); download DeepLesion there or set data.synth "
+                f"to generate a synthetic set"
+            )
+        generate_dataset(
+            root, patients=synth.patients, size=synth.size, seed=synth.seed, type_all=synth.type_all, dicom=dicom, progress=progress
+        )
+    barrier(context)

@@ -1,1 +1,0 @@
-"""Command groups of the `fsd` CLI, one module per job."""
