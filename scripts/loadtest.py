@@ -81,7 +81,9 @@ def stow_request(uploads: list[tuple[str, bytes]]) -> dict:
     boundary = uuid.uuid4().hex
     parts = [f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + data + b"\r\n" for _, data in uploads]
     body = b"".join(parts) + f"--{boundary}--\r\n".encode()
-    return {"content": body, "headers": {"Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}'}}
+    # Accept: application/json asks /v1/studies for the detection JSON (its default is the PS3.18 store response)
+    content_type = f'multipart/related; type="application/dicom"; boundary={boundary}'
+    return {"content": body, "headers": {"Content-Type": content_type, "Accept": "application/json"}}
 
 
 async def client_loop(

@@ -3,9 +3,11 @@
 Start-up loads the exported model (TorchScript + model card) on the configured device (CUDA when
 available with "auto"), starts the batcher's model thread and the decode pool, then warms the
 model up in the background: ``/health/live`` answers at once, ``/health/ready`` only after the
-warm-up inference. Shutdown marks the app not ready, lets the batcher finish every queued slice
-(in-flight requests complete; uvicorn stops accepting connections first), then stops the
-threads. Tests pass their own ``settings`` and may pass an already loaded ``model``.
+warm-up inference. When configured it also starts the SR delivery queue and the DICOM node.
+Shutdown marks the app not ready, stops the DICOM node (analysing what it received), lets the
+batcher finish every queued slice (in-flight requests complete; uvicorn stops accepting
+connections first), tries the undelivered SRs once more, then stops the threads. Tests pass
+their own ``settings`` and may pass an already loaded ``model``.
 """
 
 from __future__ import annotations
@@ -25,13 +27,16 @@ from fsd.artifacts import InferenceModel
 from fsd.constants import RESEARCH_USE_ONLY
 from fsd.device import resolve_device
 from service.batcher import DynamicBatcher
+from service.delivery import DeliveryQueue
+from service.destinations import destination_from_settings
 from service.errors import UnexpectedErrorMiddleware, code_locations, install_error_handlers
 from service.log_config import protect_library_logs
 from service.metrics import MetricsMiddleware, ServiceMetrics
-from service.routes import detect, health, metrics, studies, viewer
+from service.routes import detect, health, metrics, studies, viewer, wado
 from service.routes import model as model_routes
 from service.runtime import load_model, make_infer, size_bucket, warmup_image
 from service.settings import ServiceSettings, load_settings
+from service.sr_store import SRStore
 from service.state import Admission, ServiceState
 
 logger = logging.getLogger("fsd.service")
@@ -85,6 +90,20 @@ def _build_state(
         decode_pool=ThreadPoolExecutor(settings.decode_workers, thread_name_prefix="fsd-decode"),
         metrics=metrics,
         admission=Admission(settings.max_concurrent_requests, settings.retry_after_s, metrics),
+        sr_store=SRStore(settings.sr_keep_bytes, settings.sr_keep_s, metrics),
+    )
+
+
+def _delivery_queue(settings: ServiceSettings, metrics: ServiceMetrics) -> DeliveryQueue | None:
+    destination = destination_from_settings(settings)
+    if destination is None:
+        return None
+    return DeliveryQueue(
+        destination,
+        max_queue=settings.delivery_max_queue,
+        initial_s=settings.delivery_retry_initial_s,
+        max_s=settings.delivery_retry_max_s,
+        metrics=metrics,
     )
 
 
@@ -102,14 +121,28 @@ def create_app(settings: ServiceSettings | None = None, *, model: InferenceModel
         else:
             loaded, device = model, _model_device(model)
         state = _build_state(settings, loaded, device, metrics_registry)
+        state.delivery = _delivery_queue(settings, metrics_registry)
         state.batcher.start()
+        if state.delivery is not None:
+            state.delivery.start()
+        node = None
+        if settings.dicom_enabled:
+            from service.dimse.node import DicomNode
+
+            node = DicomNode(state)
+            node.start()
         app.state.service = state
+        app.state.dicom_node = node
         warm_up = asyncio.create_task(_warm_up(state))
         try:
             yield
         finally:
             state.mark_not_ready()
+            if node is not None:
+                await node.stop(settings.shutdown_timeout_s)
             drained = await state.batcher.drain(settings.shutdown_timeout_s)
+            if state.delivery is not None:
+                await state.delivery.close(settings.shutdown_timeout_s)
             warm_up.cancel()
             state.decode_pool.shutdown(wait=True, cancel_futures=True)
             app.state.service = None
@@ -124,10 +157,12 @@ def create_app(settings: ServiceSettings | None = None, *, model: InferenceModel
     app.state.settings = settings
     app.state.metrics = metrics_registry
     app.state.service = None
+    app.state.dicom_node = None
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics_registry)
     app.add_middleware(UnexpectedErrorMiddleware)  # added last: outermost, sees what others let through
-    for router in (detect.router, studies.router, model_routes.router, health.router, metrics.router, viewer.router):
+    routers = (detect.router, studies.router, wado.router, model_routes.router, health.router, metrics.router, viewer.router)
+    for router in routers:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=viewer.STATIC_DIR), name="static")
     return app

@@ -45,6 +45,36 @@ class ServiceMetrics:
             ["reason"], registry=self.registry,
         )
         self.ready = Gauge("fsd_ready", "1 once the model is loaded and warmed up.", registry=self.registry)
+        self.instances = Counter(
+            "fsd_instances_received", "DICOM instances received by STOW-RS or C-STORE, by source and status.",
+            ["source", "status"], registry=self.registry,
+        )
+        self.studies = Counter(
+            "fsd_studies_analysed", "Studies analysed (an SR made) or failed, by source.",
+            ["source", "outcome"], registry=self.registry,
+        )
+        self.associations = Counter(
+            "fsd_dicom_associations", "Association requests to the DICOM node, by outcome.",
+            ["outcome"], registry=self.registry,
+        )
+        self.pending_bytes = Gauge(
+            "fsd_dicom_pending_bytes", "Bytes of received instances waiting for analysis.", registry=self.registry
+        )
+        self.pending_studies = Gauge(
+            "fsd_dicom_pending_studies", "Studies received by the DICOM node and not analysed yet.", registry=self.registry
+        )
+        self.deliveries = Counter(
+            "fsd_sr_deliveries", "SR delivery attempts to the configured destination, by outcome.",
+            ["destination", "outcome"], registry=self.registry,
+        )
+        self.delivery_pending = Gauge(
+            "fsd_sr_delivery_pending", "SRs waiting for delivery (including those being retried).", registry=self.registry
+        )
+        self.delivery_oldest_s = Gauge(
+            "fsd_sr_delivery_oldest_pending_seconds", "Age of the oldest SR waiting for delivery.", registry=self.registry
+        )
+        self.kept_srs = Gauge("fsd_sr_kept", "SRs kept for WADO-RS retrieval.", registry=self.registry)
+        self.kept_sr_bytes = Gauge("fsd_sr_kept_bytes", "Bytes of SRs kept for WADO-RS retrieval.", registry=self.registry)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -4,11 +4,14 @@
 The whole body is already in memory (read under the size limit), so parts are sliced out of it
 directly: nothing is spooled to a temporary file, unlike python-multipart's form parser. Header
 parameters (boundary, type, name, filename) are parsed with the standard library's e-mail
-header parser, which handles quoting and RFC 2231 encodings.
+header parser, which handles quoting and RFC 2231 encodings. :func:`encode_related` writes the
+``multipart/related`` bodies of WADO-RS answers and of STOW-RS deliveries.
 """
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import Message
 from email.utils import collapse_rfc2231_value
@@ -134,3 +137,11 @@ def parse_multipart(body: bytes, boundary: str) -> list[Part]:
             raise MultipartError("the body ends before the closing boundary (truncated upload?)")
         parts.append(_split_part(body[position:end], len(parts) + 1))
         position = end + len(separator)
+
+
+def encode_related(contents: Sequence[bytes], part_type: str) -> tuple[bytes, str]:
+    """A ``multipart/related`` body with one ``part_type`` part per item, and its Content-Type."""
+    boundary = uuid.uuid4().hex
+    chunks = [f"--{boundary}\r\nContent-Type: {part_type}\r\n\r\n".encode() + content + b"\r\n" for content in contents]
+    body = b"".join(chunks) + f"--{boundary}--\r\n".encode()
+    return body, f'multipart/related; type="{part_type}"; boundary={boundary}'

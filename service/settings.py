@@ -6,12 +6,17 @@
 
 Secure by default: without an API key the server only listens on a loopback address; binding
 anything else without a key is a validation error unless ``allow_insecure`` is set explicitly.
+The DICOM node is off unless ``dicom_enabled``, and then only accepts the calling AE titles (and
+hosts) it is given: DIMSE has no user authentication. Findings go back to at most one
+destination: a DICOM AE (``sr_destination_ae_title``/``host``/``port``) or a DICOMweb server
+(``sr_destination_stow_url``).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +35,16 @@ from fsd.errors import ConfigError
 SETTINGS_FILE_ENV = "FSD_SETTINGS_FILE"
 MIB = 2**20
 MIN_API_KEY_LENGTH = 16
+#: PS3.5 AE title: 1 to 16 characters of the default repertoire, no backslash or control characters
+_AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")
+
+
+def check_ae_title(value: str) -> str:
+    """``value`` stripped, or ValueError when it is not a valid AE title."""
+    title = value.strip()
+    if not title or not _AE_TITLE.match(title):
+        raise ValueError(f"{value!r} is not an AE title (1 to 16 printable ASCII characters, no backslash)")
+    return title
 
 
 def is_loopback(host: str) -> bool:
@@ -67,6 +82,45 @@ class ServiceSettings(BaseSettings):
     warmup_runs: int = Field(2, ge=0, description="Inference calls made before /health/ready turns 200.")
     shutdown_timeout_s: float = Field(30.0, gt=0, description="Time allowed to finish queued work on shutdown.")
     log_level: str = Field("info", description="Python logging level name of the service loggers.")
+    public_url: str | None = Field(
+        None, description="Base URL clients reach the server at, for STOW-RS RetrieveURLs (default: from the request)."
+    )
+    # the DICOM node (DIMSE C-ECHO / C-STORE SCP)
+    dicom_enabled: bool = Field(False, description="Start the DICOM node (C-ECHO and C-STORE SCP) with the server.")
+    dicom_host: str | None = Field(None, description="Address the DICOM node binds (default: host).")
+    dicom_port: int = Field(11112, ge=0, le=65535, description="TCP port of the DICOM node (0: any free port).")
+    dicom_ae_title: str = Field("FSD", description="The node's AE title; also the calling AE title of SR C-STOREs.")
+    dicom_allowed_calling_ae_titles: list[str] = Field(
+        default_factory=list, description="Calling AE titles the node accepts associations from (required)."
+    )
+    dicom_allowed_hosts: list[str] = Field(
+        default_factory=list, description="IP addresses the node accepts associations from (empty: any)."
+    )
+    dicom_study_quiet_s: float = Field(
+        0.0, ge=0, description="0: analyse a study when its association ends; else once no instance came for this long."
+    )
+    dicom_max_associations: int = Field(16, ge=1, description="Concurrent associations the node accepts.")
+    dicom_timeout_s: float = Field(60.0, gt=0, description="Network and DIMSE timeout of the DICOM node.")
+    max_pending_mib: float = Field(
+        1024.0, gt=0, description="Memory for received DICOM instances waiting for analysis; beyond it C-STORE refuses."
+    )
+    max_concurrent_studies: int = Field(2, ge=1, description="Studies from the DICOM node analysed at the same time.")
+    # where findings go (at most one destination)
+    sr_destination_ae_title: str | None = Field(None, description="AE title the SR is C-STOREd to.")
+    sr_destination_host: str | None = Field(None, description="Host of the SR destination AE.")
+    sr_destination_port: int | None = Field(None, ge=1, le=65535, description="Port of the SR destination AE.")
+    sr_destination_stow_url: str | None = Field(
+        None, description="DICOMweb base URL the SR is stored to with STOW-RS (POST {url}/studies)."
+    )
+    sr_destination_authorization: SecretStr | None = Field(
+        None, description="Authorization header value sent with STOW-RS deliveries, e.g. 'Basic ...' or 'Bearer ...'."
+    )
+    delivery_max_queue: int = Field(1000, ge=1, description="SRs waiting for delivery; when full, new studies are refused.")
+    delivery_retry_initial_s: float = Field(2.0, gt=0, description="First delay before retrying a failed delivery.")
+    delivery_retry_max_s: float = Field(300.0, gt=0, description="Longest delay between delivery attempts.")
+    delivery_timeout_s: float = Field(60.0, gt=0, description="Time allowed for one delivery attempt.")
+    sr_keep_s: float = Field(86400.0, gt=0, description="How long the service keeps its SRs for WADO-RS retrieval.")
+    sr_keep_mib: float = Field(256.0, gt=0, description="Memory for kept SRs; the oldest go first beyond it.")
 
     @field_validator("api_key")
     @classmethod
@@ -89,6 +143,57 @@ class ServiceSettings(BaseSettings):
             raise ValueError("must be one of critical, error, warning, info, debug")
         return value.lower()
 
+    @field_validator("dicom_ae_title", "sr_destination_ae_title")
+    @classmethod
+    def _ae_title(cls, value: str | None) -> str | None:
+        return None if value is None else check_ae_title(value)
+
+    @field_validator("dicom_allowed_calling_ae_titles")
+    @classmethod
+    def _ae_titles(cls, values: list[str]) -> list[str]:
+        return [check_ae_title(value) for value in values]
+
+    @field_validator("dicom_allowed_hosts")
+    @classmethod
+    def _ip_addresses(cls, values: list[str]) -> list[str]:
+        for value in values:
+            try:
+                ipaddress.ip_address(value.strip())
+            except ValueError:
+                raise ValueError(f"{value!r} is not an IP address") from None
+        return [str(ipaddress.ip_address(value.strip())) for value in values]
+
+    @field_validator("sr_destination_stow_url", "public_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not re.match(r"^https?://[^/\s]+", value.strip()):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.strip().rstrip("/")
+
+    @model_validator(mode="after")
+    def _one_consistent_destination(self) -> ServiceSettings:
+        dimse = (self.sr_destination_ae_title, self.sr_destination_host, self.sr_destination_port)
+        if any(part is not None for part in dimse) and not all(part is not None for part in dimse):
+            raise ValueError(
+                "a DICOM SR destination needs all of sr_destination_ae_title, sr_destination_host and sr_destination_port"
+            )
+        if dimse[0] is not None and self.sr_destination_stow_url is not None:
+            raise ValueError("configure one SR destination: a DICOM AE or sr_destination_stow_url, not both")
+        if self.sr_destination_authorization is not None and self.sr_destination_stow_url is None:
+            raise ValueError("sr_destination_authorization is only used with sr_destination_stow_url")
+        return self
+
+    @model_validator(mode="after")
+    def _dicom_node_restricted(self) -> ServiceSettings:
+        if self.dicom_enabled and not self.dicom_allowed_calling_ae_titles:
+            raise ValueError(
+                "the DICOM node accepts only configured peers: set dicom_allowed_calling_ae_titles "
+                '(e.g. FSD_DICOM_ALLOWED_CALLING_AE_TITLES=\'["ORTHANC"]\')'
+            )
+        return self
+
     @model_validator(mode="after")
     def _secure_by_default(self) -> ServiceSettings:
         if self.api_key is None and not self.allow_insecure and not is_loopback(self.host):
@@ -110,6 +215,22 @@ class ServiceSettings(BaseSettings):
     @property
     def max_pixel_bytes_per_file(self) -> int:
         return int(self.max_pixel_mib_per_file * MIB)
+
+    @property
+    def max_pending_bytes(self) -> int:
+        return int(self.max_pending_mib * MIB)
+
+    @property
+    def sr_keep_bytes(self) -> int:
+        return int(self.sr_keep_mib * MIB)
+
+    @property
+    def dicom_bind_host(self) -> str:
+        return self.dicom_host if self.dicom_host is not None else self.host
+
+    @property
+    def has_sr_destination(self) -> bool:
+        return self.sr_destination_ae_title is not None or self.sr_destination_stow_url is not None
 
     @classmethod
     def settings_customise_sources(

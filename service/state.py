@@ -1,4 +1,6 @@
-"""What one running app holds between requests (created by the lifespan in :mod:`service.app`)."""
+"""What one running app holds between requests (created by the lifespan in :mod:`service.app`):
+the model and its batcher, the decode pool, the admission cap, the kept SRs and, when a
+destination is configured, the SR delivery queue."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -14,6 +17,10 @@ from service.batcher import DynamicBatcher
 from service.errors import ServiceError
 from service.metrics import ServiceMetrics
 from service.settings import ServiceSettings
+from service.sr_store import SRStore
+
+if TYPE_CHECKING:  # the delivery queue and the DICOM node import this module
+    from service.delivery import DeliveryQueue
 
 
 class Admission:
@@ -52,6 +59,8 @@ class ServiceState:
     decode_pool: ThreadPoolExecutor
     metrics: ServiceMetrics
     admission: Admission
+    sr_store: SRStore
+    delivery: DeliveryQueue | None = None
     ready: bool = False
     warmup_error: str | None = None
 

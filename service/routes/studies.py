@@ -1,34 +1,78 @@
-"""POST /v1/studies: STOW-RS (multipart/related; type="application/dicom") for DICOMweb clients.
+"""POST /v1/studies and /v1/studies/{StudyInstanceUID}: STOW-RS for PACS and DICOMweb clients.
 
-The answer is the same as /v1/detect's (JSON results, or a DICOM SR with Accept:
-application/dicom), not a STOW-RS store report: the server analyses instances, it stores none.
+By default (and for ``Accept: application/dicom+json``, what Orthanc sends) the answer is the
+PS3.18 store response (:mod:`service.stow`): the instances are analysed, the study's SR is kept
+for WADO-RS and sent to the configured destination. ``POST /v1/studies`` also answers like
+``/v1/detect`` when the client asks for it by name: the detection JSON with ``Accept:
+application/json``, the SR itself with ``Accept: application/dicom``.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+import re
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request, Response
 
 from service.auth import Authenticated
 from service.dependencies import State
 from service.detection import answer_upload_request
+from service.errors import ServiceError
 from service.ingest import stow_uploads
-from service.routes._openapi import STOW_BODY, detect_responses
+from service.negotiation import stow_answer
+from service.routes._openapi import STOW_BODY, stow_responses
 from service.routes.detect import MinScore, Preview
+from service.stow import answer_store_request
 
-router = APIRouter(prefix="/v1", tags=["detection"])
+router = APIRouter(prefix="/v1", tags=["DICOMweb"])
+_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+StudyUID = Annotated[str, Path(description="StudyInstanceUID (0020,000D)", max_length=64)]
+
+
+def check_uid(value: str, name: str) -> str:
+    """``value`` when it is a DICOM UID (digits and dots, at most 64 characters), else 400."""
+    if len(value) > 64 or not _UID.match(value):
+        raise ServiceError(400, "invalid_uid", f"The {name} in the URL is not a DICOM UID.")
+    return value
 
 
 @router.post(
     "/studies",
-    summary="Detect lesions in instances sent with STOW-RS",
+    summary="Store instances (STOW-RS)",
     description=(
-        'DICOMweb STOW-RS: `multipart/related; type="application/dicom"`, one instance per part. Same '
-        "processing and answer as `POST /v1/detect`; any other Content-Type is answered with 415."
+        'DICOMweb STOW-RS: `multipart/related; type="application/dicom"`, one instance per part, chunked or not. '
+        "Answers the PS3.18 store response (`application/dicom+json`: 200 all stored, 202 some refused, 409 none); "
+        "each accepted study is analysed and its SR kept for WADO-RS and sent to the configured destination. "
+        "`Accept: application/json` answers the detection JSON of `/v1/detect` instead, `Accept: application/dicom` "
+        "the SR."
     ),
-    responses=detect_responses(),
+    responses=stow_responses(),
     openapi_extra=STOW_BODY,
 )
 async def store_instances(
     request: Request, state: State, _: Authenticated, min_score: MinScore = None, preview: Preview = False
 ) -> Response:
-    return await answer_upload_request(request, state, stow_uploads, min_score=min_score, preview=preview)
+    answer = stow_answer(request.headers.get("accept"))
+    if answer != "store":
+        return await answer_upload_request(request, state, stow_uploads, min_score=min_score, preview=preview)
+    score = state.settings.min_score if min_score is None else min_score
+    return await answer_store_request(request, state, None, score)
+
+
+@router.post(
+    "/studies/{study}",
+    summary="Store instances of one study (STOW-RS)",
+    description=(
+        "As `POST /v1/studies`, for instances of the study the URL names; an instance of another study is refused "
+        "(FailureReason A900). Answers the store response only."
+    ),
+    responses=stow_responses(),
+    openapi_extra=STOW_BODY,
+)
+async def store_study_instances(
+    request: Request, study: StudyUID, state: State, _: Authenticated, min_score: MinScore = None
+) -> Response:
+    check_uid(study, "StudyInstanceUID")
+    stow_answer(request.headers.get("accept"), store_only=True)
+    score = state.settings.min_score if min_score is None else min_score
+    return await answer_store_request(request, state, study, score)

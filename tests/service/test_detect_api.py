@@ -107,7 +107,7 @@ def test_preview_is_a_png_of_the_original_grid(client, series_uploads):
 def test_stow_rs_gives_the_same_results_as_detect(client, series_uploads):
     form = client.post("/v1/detect", files=form_files(series_uploads), headers=AUTH).json()
     body, content_type = stow_request([data for _, data in series_uploads])
-    stow = client.post("/v1/studies", content=body, headers={**AUTH, "Content-Type": content_type})
+    stow = client.post("/v1/studies", content=body, headers={**AUTH, "Content-Type": content_type, "Accept": "application/json"})
     assert stow.status_code == 200, stow.text
     strip = [{k: v for k, v in r.items() if k != "source"} for r in form["results"]]
     assert [{k: v for k, v in r.items() if k != "source"} for r in stow.json()["results"]] == strip

@@ -68,7 +68,8 @@ def test_every_test_patient_series_is_answered_slice_by_slice(
                 response = client.post(route, files=form_files([(f"{i}.dcm", data) for i, data in enumerate(slices)]), headers=AUTH)
             else:
                 body, content_type = stow_request(slices)
-                response = client.post(route, content=body, headers={**AUTH, "Content-Type": content_type})
+                headers = {**AUTH, "Content-Type": content_type, "Accept": "application/json"}
+                response = client.post(route, content=body, headers=headers)
             assert response.status_code == 200, response.text
             results = response.json()["results"]
             assert len(results) == len(slices)

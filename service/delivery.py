@@ -1,0 +1,150 @@
+"""Findings back into the PACS: a bounded queue of SRs sent to the destination, retried with backoff.
+
+Every SR the service makes is queued here when a destination is configured. One worker task on
+the event loop sends the earliest due SR (in a thread: the senders block), one at a time; a
+failed attempt is retried after ``initial_s``, doubling up to ``max_s``, for as long as the
+process runs, so a PACS that is down for a while still gets every SR once it is back. An SR
+that keeps failing never blocks the others: each SR has its own next attempt time.
+
+The queue is bounded where work enters, not here: intake (STOW-RS and the DICOM node) asks
+:meth:`DeliveryQueue.has_room` before accepting a study, and refuses it (503 / C-STORE A700)
+when ``max_queue`` SRs are waiting, so nothing already made is ever dropped. Attempts, failures
+and the backlog are in ``/metrics`` (``fsd_sr_deliveries_total``, ``fsd_sr_delivery_pending``,
+``fsd_sr_delivery_oldest_pending_seconds``) and the logs (hashed UIDs only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+from fsd.io.dicom import hash_uid
+from service.destinations import DeliveryError, Destination
+from service.metrics import ServiceMetrics
+
+logger = logging.getLogger("fsd.service")
+
+
+@dataclass(eq=False)
+class _Pending:
+    data: bytes
+    sop_instance_uid: str
+    queued_at: float = field(default_factory=time.monotonic)
+    attempts: int = 0
+    due: float = field(default_factory=time.monotonic)
+
+
+class DeliveryQueue:
+    """SRs waiting for ``destination``; ``start`` on the event loop, ``close`` on shutdown."""
+
+    def __init__(
+        self,
+        destination: Destination,
+        *,
+        max_queue: int,
+        initial_s: float,
+        max_s: float,
+        metrics: ServiceMetrics,
+    ) -> None:
+        self.destination = destination
+        self.max_queue = max_queue
+        self.initial_s = initial_s
+        self.max_s = max(max_s, initial_s)
+        self._metrics = metrics
+        self._pending: list[_Pending] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self.delivered = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._work(), name="fsd-sr-delivery")
+        logger.info("SRs go to %s", self.destination.describe())
+
+    def has_room(self) -> bool:
+        return len(self._pending) < self.max_queue
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def enqueue(self, data: bytes, sop_instance_uid: str) -> None:
+        """Queue one SR (event loop only); never refused: intake keeps the queue bounded."""
+        self._pending.append(_Pending(data, sop_instance_uid))
+        self._update_metrics()
+        self._wake.set()
+
+    def backoff_s(self, attempts: int) -> float:
+        """Delay before attempt ``attempts + 1`` after ``attempts`` failures."""
+        return min(self.initial_s * 2 ** max(attempts - 1, 0), self.max_s)
+
+    async def close(self, timeout_s: float) -> int:
+        """Try the waiting SRs once more within ``timeout_s``, stop, and return how many are left."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout_s)
+            except asyncio.TimeoutError:
+                self._task.cancel()
+                await asyncio.gather(self._task, return_exceptions=True)
+        left = len(self._pending)
+        if left:
+            logger.error("%d SR(s) not delivered to %s at shutdown", left, self.destination.describe())
+        return left
+
+    async def _work(self) -> None:
+        while True:
+            if self._closing and not any(item.attempts == 0 or item.due <= time.monotonic() for item in self._pending):
+                return
+            if not self._pending:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            item = min(self._pending, key=lambda pending: pending.due)
+            wait = item.due - time.monotonic()
+            if wait > 0 and not self._closing:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), wait)
+                except asyncio.TimeoutError:
+                    pass
+                continue
+            await self._attempt(item)
+
+    async def _attempt(self, item: _Pending) -> None:
+        label = self.destination.kind
+        try:
+            await asyncio.to_thread(self.destination.send, item.data)
+        except DeliveryError as error:
+            self._failed(item, label, str(error))
+            return
+        except Exception as error:  # a sender bug must not stop deliveries; the SR is retried
+            self._failed(item, label, f"unexpected {type(error).__name__}")
+            return
+        self._pending.remove(item)
+        self.delivered += 1
+        self._metrics.deliveries.labels(label, "delivered").inc()
+        self._update_metrics()
+        logger.info(
+            "delivered SR %s to %s after %d attempt(s)",
+            hash_uid(item.sop_instance_uid), self.destination.describe(), item.attempts + 1,
+        )
+
+    def _failed(self, item: _Pending, label: str, reason: str) -> None:
+        item.attempts += 1
+        delay = self.backoff_s(item.attempts)
+        item.due = time.monotonic() + delay
+        self._metrics.deliveries.labels(label, "failed").inc()
+        self._update_metrics()
+        logger.warning(
+            "delivery of SR %s failed (attempt %d): %s; retrying in %.0f s",
+            hash_uid(item.sop_instance_uid), item.attempts, reason, delay,
+        )
+
+    def _update_metrics(self) -> None:
+        self._metrics.delivery_pending.set(len(self._pending))
+        oldest = min((item.queued_at for item in self._pending), default=None)
+        self._metrics.delivery_oldest_s.set(0 if oldest is None else time.monotonic() - oldest)

@@ -1,0 +1,208 @@
+"""STOW-RS answered with the PS3.18 store response, and WADO-RS of the service's own SRs.
+
+The store response is parsed as a DICOM JSON data set, exactly as dicomweb-client does it.
+"""
+
+from __future__ import annotations
+
+import io
+
+import highdicom as hd
+import pydicom
+import pytest
+from pydicom import Dataset
+from service_helpers import AUTH, serving, stow_request
+
+from service.multipart import parse_multipart
+from service.sr_store import SRStore, describe_sr
+
+STORE = "application/dicom+json"
+
+
+def _post(client, datas, path="/v1/studies", **headers):
+    body, content_type = stow_request(datas)
+    return client.post(path, content=body, headers={**AUTH, "Content-Type": content_type, **headers})
+
+
+def _uids(data: bytes) -> tuple[str, str, str]:
+    ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+    return str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID)
+
+
+def _store_response(response) -> Dataset:
+    assert response.headers["content-type"] == STORE, response.text[:300]
+    return Dataset.from_json(response.json())
+
+
+def _path(url: str) -> str:
+    return url.removeprefix("http://testserver")
+
+
+def _sr_parts(response) -> list[Dataset]:
+    from service.multipart import boundary_of, parse_header_value
+
+    media_type = parse_header_value("content-type", response.headers["content-type"])
+    assert media_type.essence == "multipart/related" and media_type.params["type"] == "application/dicom"
+    return [pydicom.dcmread(io.BytesIO(part.content)) for part in parse_multipart(response.content, boundary_of(media_type))]
+
+
+def _with(data: bytes, **changes: object) -> bytes:
+    ds = pydicom.dcmread(io.BytesIO(data))
+    for keyword, value in changes.items():
+        setattr(ds, keyword, value)
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def test_stored_study_gets_a_store_response_and_its_sr_is_retrievable(client, series_uploads):
+    datas = [data for _, data in series_uploads]
+    response = _post(client, datas)
+    assert response.status_code == 200
+    answer = _store_response(response)
+    study, series, _ = _uids(datas[0])
+    assert answer.RetrieveURL == f"http://testserver/v1/studies/{study}"
+    assert "FailedSOPSequence" not in answer
+    referenced = answer.ReferencedSOPSequence
+    assert [item.ReferencedSOPInstanceUID for item in referenced] == [_uids(data)[2] for data in datas]
+    for item, data in zip(referenced, datas):
+        assert item.ReferencedSOPClassUID == pydicom.uid.CTImageStorage
+        assert item.RetrieveURL == f"http://testserver/v1/studies/{study}/series/{series}/instances/{_uids(data)[2]}"
+
+    retrieved = client.get(_path(answer.RetrieveURL), headers=AUTH)
+    assert retrieved.status_code == 200
+    (sr,) = _sr_parts(retrieved)
+    assert sr.Modality == "SR" and sr.StudyInstanceUID == study and sr.SeriesInstanceUID != series
+    evidence = {
+        item.ReferencedSOPInstanceUID
+        for entry in sr.CurrentRequestedProcedureEvidenceSequence
+        for ref_series in entry.ReferencedSeriesSequence
+        for item in ref_series.ReferencedSOPSequence
+    }
+    assert evidence == {_uids(data)[2] for data in datas}
+    assert hd.sr.srread(io.BytesIO(retrieved.content[retrieved.content.index(b"\r\n\r\n") + 4 :])).Modality == "SR"
+    metadata = client.get(f"{_path(answer.RetrieveURL)}/metadata", headers=AUTH)
+    assert metadata.status_code == 200 and metadata.headers["content-type"] == STORE
+    (described,) = [Dataset.from_json(item) for item in metadata.json()]
+    assert described.SOPInstanceUID == sr.SOPInstanceUID
+    one = client.get(f"/v1/studies/{study}/series/{sr.SeriesInstanceUID}/instances/{sr.SOPInstanceUID}", headers=AUTH)
+    assert [part.SOPInstanceUID for part in _sr_parts(one)] == [sr.SOPInstanceUID]
+
+
+def test_refused_instances_are_listed_with_their_failure_reason_and_202(client, series_uploads, ct_small_bytes):
+    good = [data for _, data in series_uploads[:2]]
+    mr = _with(good[0], Modality="MR", SOPClassUID=pydicom.uid.MRImageStorage, SOPInstanceUID=pydicom.uid.generate_uid())
+    truncated = _with(good[1], SOPInstanceUID=pydicom.uid.generate_uid())[:-300]
+    response = _post(client, [*good, mr, b"not dicom at all", truncated, good[0]])
+    assert response.status_code == 202
+    answer = _store_response(response)
+    assert len(answer.ReferencedSOPSequence) == 2
+    reasons = [item.FailureReason for item in answer.FailedSOPSequence]
+    assert reasons == [0x0122, 0xC000, 0xA900, 0x0111]
+    assert answer.FailedSOPSequence[0].ReferencedSOPInstanceUID == _uids(mr)[2]
+    assert "ReferencedSOPInstanceUID" not in answer.FailedSOPSequence[1]
+
+
+def test_nothing_stored_is_409_with_the_store_response(client, series_uploads):
+    mr = _with(series_uploads[0][1], Modality="MR", SOPClassUID=pydicom.uid.MRImageStorage)
+    response = _post(client, [mr])
+    assert response.status_code == 409
+    answer = _store_response(response)
+    assert "ReferencedSOPSequence" not in answer and answer.FailedSOPSequence[0].FailureReason == 0x0122
+
+
+def test_study_in_the_url_refuses_instances_of_other_studies(client, series_uploads, ct_small_bytes):
+    data = series_uploads[0][1]
+    study = _uids(data)[0]
+    response = _post(client, [data, ct_small_bytes], path=f"/v1/studies/{study}")
+    assert response.status_code == 202
+    answer = _store_response(response)
+    assert answer.RetrieveURL.endswith(f"/v1/studies/{study}")
+    assert [item.ReferencedSOPInstanceUID for item in answer.ReferencedSOPSequence] == [_uids(data)[2]]
+    assert answer.FailedSOPSequence[0].FailureReason == 0xA900
+    bad = _post(client, [data], path="/v1/studies/not-a-uid")
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_uid"
+
+
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [
+        ("application/dicom+json", STORE),
+        ("*/*", STORE),
+        ("application/dicom+json, application/json;q=0.5", STORE),
+        ("application/json", "application/json"),
+        ("application/dicom", "application/dicom"),
+    ],
+)
+def test_accept_chooses_the_answer(client, series_uploads, accept, expected):
+    response = _post(client, [series_uploads[0][1]], Accept=accept)
+    assert response.status_code == 200, response.text[:300]
+    assert response.headers["content-type"] == expected
+
+
+def test_an_unacceptable_accept_is_406(client, series_uploads):
+    response = _post(client, [series_uploads[0][1]], Accept="text/html")
+    assert response.status_code == 406 and response.json()["error"]["code"] == "not_acceptable"
+    study = _uids(series_uploads[0][1])[0]
+    only_store = _post(client, [series_uploads[0][1]], path=f"/v1/studies/{study}", Accept="application/dicom")
+    assert only_store.status_code == 406
+
+
+def test_chunked_upload_is_stored(client, series_uploads):
+    body, content_type = stow_request([data for _, data in series_uploads])
+
+    def chunks():
+        for start in range(0, len(body), 4096):
+            yield body[start : start + 4096]
+
+    response = client.post("/v1/studies", content=chunks(), headers={**AUTH, "Content-Type": content_type})
+    assert response.request.headers.get("transfer-encoding") == "chunked"
+    assert response.status_code == 200
+    assert len(_store_response(response).ReferencedSOPSequence) == len(series_uploads)
+
+
+def test_chunked_upload_over_the_limit_is_413(make_app, series_uploads):
+    body, content_type = stow_request([data for _, data in series_uploads])
+    with serving(make_app(max_request_mib=len(body) / 2 / 2**20)) as client:
+        response = client.post(
+            "/v1/studies", content=iter([body[: len(body) // 2], body[len(body) // 2 :]]),
+            headers={**AUTH, "Content-Type": content_type},
+        )
+    assert response.status_code == 413 and response.json()["error"]["code"] == "request_too_large"
+
+
+def test_uploaded_images_are_not_kept(client, series_uploads):
+    data = series_uploads[0][1]
+    answer = _store_response(_post(client, [data]))
+    image = client.get(_path(answer.ReferencedSOPSequence[0].RetrieveURL), headers=AUTH)
+    assert image.status_code == 404 and "never kept" in image.json()["error"]["message"]
+    assert client.get(_path(answer.RetrieveURL), headers={**AUTH, "Accept": "image/jpeg"}).status_code == 406
+    assert client.get(_path(answer.RetrieveURL)).status_code == 401
+    assert client.get("/v1/studies/1.2.3.999999").status_code == 401
+    assert client.get("/v1/studies/1.2.3.999999", headers=AUTH).status_code == 404
+
+
+def test_wado_transcodes_to_implicit_vr_on_request(client, series_uploads):
+    answer = _store_response(_post(client, [series_uploads[0][1]]))
+    accept = 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2'
+    response = client.get(_path(answer.RetrieveURL), headers={**AUTH, "Accept": accept})
+    assert response.status_code == 200 and response.headers["content-type"].endswith("transfer-syntax=1.2.840.10008.1.2")
+    (sr,) = _sr_parts(response)
+    assert sr.file_meta.TransferSyntaxUID == pydicom.uid.ImplicitVRLittleEndian and sr.Modality == "SR"
+
+
+def test_kept_srs_are_bounded_in_time_and_memory(client, series_uploads):
+    _post(client, [series_uploads[0][1]], Accept="application/dicom")  # makes an SR without keeping it
+    sr_bytes = _post(client, [series_uploads[1][1]], Accept="application/dicom").content
+    now = [0.0]
+    store = SRStore(max_bytes=2 * len(sr_bytes) + 10, keep_s=60, clock=lambda: now[0])
+    first = describe_sr(sr_bytes)
+    assert store.keep(first)
+    others = [describe_sr(_post(client, [data], Accept="application/dicom").content) for _, data in series_uploads[2:4]]
+    for other in others:
+        now[0] += 1
+        assert store.keep(other)
+    assert store.count == 2 and store.find(first.study_instance_uid, first.series_instance_uid) == []
+    now[0] += 61
+    assert store.find(others[-1].study_instance_uid) == [] and store.count == 0
+    assert not SRStore(max_bytes=10, keep_s=60).keep(first), "an SR over the whole bound is not kept"
