@@ -1,0 +1,118 @@
+"""DIMSE peers for the service tests, built with pynetdicom: a C-ECHO / C-STORE sender and a
+Storage SCP that stands in for a PACS receiving SRs (imported by name, like service_helpers)."""
+
+from __future__ import annotations
+
+import io
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+import pydicom
+from pydicom import Dataset
+from pydicom.uid import (
+    Comprehensive3DSRStorage,
+    CTImageStorage,
+    EnhancedCTImageStorage,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
+from pynetdicom import AE, evt
+from pynetdicom.sop_class import Verification
+
+NODE_AE = "FSD"
+SENDER_AE = "TESTSCU"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def datasets_of(datas: Sequence[bytes]) -> list[Dataset]:
+    return [pydicom.dcmread(io.BytesIO(data)) for data in datas]
+
+
+def _sender(calling: str) -> AE:
+    ae = AE(ae_title=calling)
+    ae.add_requested_context(Verification)
+    for sop_class in (CTImageStorage, EnhancedCTImageStorage):
+        ae.add_requested_context(sop_class, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 30
+    return ae
+
+
+def echo(port: int, *, calling: str = SENDER_AE, called: str = NODE_AE) -> int | None:
+    """C-ECHO status, or None when the association is refused."""
+    association = _sender(calling).associate("127.0.0.1", port, ae_title=called)
+    if not association.is_established:
+        return None
+    status = association.send_c_echo()
+    association.release()
+    return int(status.Status) if status else None
+
+
+def send_study(
+    port: int, datasets: Sequence[Dataset], *, calling: str = SENDER_AE, called: str = NODE_AE
+) -> list[int] | None:
+    """C-STORE every data set over one association; their statuses, or None when refused."""
+    association = _sender(calling).associate("127.0.0.1", port, ae_title=called)
+    if not association.is_established:
+        return None
+    statuses = []
+    for dataset in datasets:
+        status = association.send_c_store(dataset)
+        statuses.append(int(status.Status) if status else -1)
+    association.release()
+    return statuses
+
+
+def wait_for(predicate: Callable[[], object], timeout_s: float = 60.0, what: str = "condition") -> object:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+class StorageSCP:
+    """A C-STORE SCP accepting Comprehensive 3D SR (a stand-in for a PACS), keeping what it gets."""
+
+    def __init__(self, port: int, ae_title: str = "PACS") -> None:
+        self.port = port
+        self.ae_title = ae_title
+        self.received: list[Dataset] = []
+        self._lock = threading.Lock()
+        self._server = None
+
+    def _on_store(self, event: evt.Event) -> int:
+        with self._lock:
+            self.received.append(event.dataset)
+        return 0x0000
+
+    def start(self) -> None:
+        ae = AE(ae_title=self.ae_title)
+        ae.add_supported_context(Comprehensive3DSRStorage, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+        self._server = ae.start_server(
+            ("127.0.0.1", self.port), block=False, evt_handlers=[(evt.EVT_C_STORE, self._on_store)]
+        )
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server = None
+
+
+@contextmanager
+def storage_scp(port: int) -> Iterator[StorageSCP]:
+    scp = StorageSCP(port)
+    scp.start()
+    try:
+        yield scp
+    finally:
+        scp.stop()

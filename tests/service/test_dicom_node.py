@@ -1,0 +1,172 @@
+"""The DICOM node against a real pynetdicom peer: access control, C-ECHO, C-STORE, when a
+study is analysed, memory bounds, malformed input, and SR delivery back to a PACS (C-STORE)."""
+
+from __future__ import annotations
+
+import io
+import socket
+import time
+
+import pydicom
+import pytest
+from dicom_helpers import datasets_of, echo, free_port, send_study, storage_scp, wait_for
+from service_helpers import AUTH, serving
+
+from service.dicom_status import OUT_OF_RESOURCES, SOP_CLASS_NOT_SUPPORTED
+
+
+def _node_app(make_app, **overrides):
+    values = {"dicom_enabled": True, "dicom_port": 0, "dicom_allowed_calling_ae_titles": ["TESTSCU"]}
+    values.update(overrides)
+    return make_app(**values)
+
+
+def _port(client) -> int:
+    return client.app.state.dicom_node.port
+
+
+def _kept(client, study: str) -> list:
+    return client.app.state.service.sr_store.find(study)
+
+
+def _evidence(sr) -> set[str]:
+    return {
+        item.ReferencedSOPInstanceUID
+        for entry in sr.CurrentRequestedProcedureEvidenceSequence
+        for series in entry.ReferencedSeriesSequence
+        for item in series.ReferencedSOPSequence
+    }
+
+
+def _metric(client, line_start: str) -> float:
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(line_start):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_the_node_is_off_by_default(client):
+    assert client.app.state.dicom_node is None
+
+
+def test_echo_and_access_control(make_app):
+    with serving(_node_app(make_app)) as client:
+        port = _port(client)
+        assert echo(port) == 0x0000
+        assert echo(port, calling="STRANGER") is None, "unknown calling AE titles are refused"
+        assert echo(port, called="OTHER") is None, "associations addressed to another AE title are refused"
+        assert echo(port) == 0x0000, "the node lives on"
+        assert _metric(client, 'fsd_dicom_associations_total{outcome="rejected_calling_ae_title"}') == 1
+        assert _metric(client, 'fsd_dicom_associations_total{outcome="rejected_called_ae_title"}') == 1
+    with serving(_node_app(make_app, dicom_allowed_hosts=["192.0.2.10"])) as client:
+        assert echo(_port(client)) is None, "only the configured host may connect"
+
+
+def test_a_study_is_analysed_when_its_association_ends(make_app, series_uploads):
+    datas = [data for _, data in series_uploads]
+    study = str(pydicom.dcmread(io.BytesIO(datas[0])).StudyInstanceUID)
+    with serving(_node_app(make_app)) as client:
+        statuses = send_study(_port(client), datasets_of(datas))
+        assert statuses == [0x0000] * len(datas)
+        (kept,) = wait_for(lambda: _kept(client, study), what="the study's SR")
+        sr = pydicom.dcmread(io.BytesIO(kept.data))
+        assert _evidence(sr) == {str(ds.SOPInstanceUID) for ds in datasets_of(datas)}
+        retrieved = client.get(f"/v1/studies/{study}", headers=AUTH)
+        assert retrieved.status_code == 200 and kept.sop_instance_uid.encode() in retrieved.content
+        assert _metric(client, 'fsd_studies_analysed_total{outcome="analysed",source="dimse"}') == 1
+        assert _metric(client, 'fsd_instances_received_total{source="dimse",status="0000"}') == len(datas)
+
+
+def test_a_study_sent_over_several_associations_waits_for_the_quiet_time(make_app, series_uploads):
+    datasets = datasets_of([data for _, data in series_uploads])
+    study = str(datasets[0].StudyInstanceUID)
+    with serving(_node_app(make_app, dicom_study_quiet_s=1.5)) as client:
+        port = _port(client)
+        assert send_study(port, datasets[:2]) == [0, 0]
+        time.sleep(0.5)
+        assert _kept(client, study) == [], "not analysed before the quiet time"
+        assert send_study(port, datasets[2:]) == [0] * (len(datasets) - 2)
+        (kept,) = wait_for(lambda: _kept(client, study), what="one SR for the whole study")
+        assert _evidence(pydicom.dcmread(io.BytesIO(kept.data))) == {str(ds.SOPInstanceUID) for ds in datasets}
+        time.sleep(2)
+        assert len(_kept(client, study)) == 1
+
+
+def test_non_ct_and_broken_instances_are_refused_with_storage_statuses(make_app, series_uploads):
+    datasets = datasets_of([data for _, data in series_uploads[:2]])
+    not_ct = datasets[0]
+    not_ct.Modality = "MR"
+    broken = datasets[1]
+    broken.PixelData = broken.PixelData[:100]
+    with serving(_node_app(make_app)) as client:
+        assert send_study(_port(client), [not_ct, broken]) == [SOP_CLASS_NOT_SUPPORTED, 0xA900]
+        assert echo(_port(client)) == 0
+
+
+def test_an_oversized_study_is_refused_and_the_node_lives_on(make_app, series_uploads):
+    datas = [data for _, data in series_uploads]
+    study = str(pydicom.dcmread(io.BytesIO(datas[0])).StudyInstanceUID)
+    with serving(_node_app(make_app, max_files=3)) as client:
+        statuses = send_study(_port(client), datasets_of(datas))
+        assert statuses == [0, 0, 0] + [OUT_OF_RESOURCES] * (len(datas) - 3)
+        time.sleep(1)
+        assert _kept(client, study) == [], "a partial study is never analysed"
+        assert client.app.state.dicom_node.collector.pending_bytes == 0, "its memory is freed"
+        assert echo(_port(client)) == 0
+        assert send_study(_port(client), datasets_of(datas[:3])) == [0, 0, 0], "a study within the limits still passes"
+        wait_for(lambda: _kept(client, study), what="the small study's SR")
+
+
+def test_memory_bound_refuses_what_does_not_fit(make_app, series_uploads):
+    """Held memory counts the encoded instance and its decoded float32 pixels (about 3x a 16-bit file)."""
+    datas = [data for _, data in series_uploads]
+    with serving(_node_app(make_app, max_pending_mib=4 * len(datas[0]) / 2**20)) as client:
+        statuses = send_study(_port(client), datasets_of(datas))
+        assert statuses[0] == 0 and OUT_OF_RESOURCES in statuses
+        assert echo(_port(client)) == 0
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"\x00" * 10,
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"\x01\x00\x00\x00\xff\xff\xff\xff" + b"\x00" * 64,  # A-ASSOCIATE-RQ claiming 4 GiB
+        b"\x01\x00\x00\x00\x00\x00\x00\x10" + b"\xff" * 16,  # an A-ASSOCIATE-RQ of nonsense
+        b"\x04\x00\x00\x00\x00\x10" + b"\x00" * 16,  # P-DATA before any association
+    ],
+    ids=["zeros", "http", "huge-length", "nonsense-rq", "pdata-first"],
+)
+def test_malformed_pdus_are_dropped_and_the_node_lives_on(make_app, garbage):
+    with serving(_node_app(make_app, dicom_timeout_s=3)) as client:
+        port = _port(client)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(garbage)
+            sock.shutdown(socket.SHUT_WR)
+            sock.settimeout(10)
+            try:
+                while sock.recv(4096):
+                    pass
+            except (ConnectionResetError, TimeoutError):
+                pass
+        assert echo(port) == 0x0000
+
+
+def test_srs_reach_a_pacs_that_comes_up_later(make_app, series_uploads):
+    """Delivery by C-STORE, retried with backoff while the destination is down; visible in /metrics."""
+    datas = [data for _, data in series_uploads[:3]]
+    pacs_port = free_port()
+    settings = {
+        "sr_destination_ae_title": "PACS", "sr_destination_host": "127.0.0.1", "sr_destination_port": pacs_port,
+        "delivery_retry_initial_s": 0.2, "delivery_retry_max_s": 0.5,
+    }
+    with serving(_node_app(make_app, **settings)) as client:
+        assert send_study(_port(client), datasets_of(datas)) == [0, 0, 0]
+        wait_for(lambda: _metric(client, 'fsd_sr_deliveries_total{destination="dimse",outcome="failed"}') >= 2,
+                 what="failed delivery attempts")
+        assert _metric(client, "fsd_sr_delivery_pending") == 1
+        with storage_scp(pacs_port) as pacs:
+            (sr,) = wait_for(lambda: list(pacs.received), what="the SR at the PACS")
+            assert sr.Modality == "SR" and _evidence(sr) == {str(ds.SOPInstanceUID) for ds in datasets_of(datas)}
+            wait_for(lambda: _metric(client, "fsd_sr_delivery_pending") == 0, what="an empty delivery queue")
+            assert _metric(client, 'fsd_sr_deliveries_total{destination="dimse",outcome="delivered"}') == 1
