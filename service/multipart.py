@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from email.message import Message
 from email.utils import collapse_rfc2231_value
 
-#: RFC 2046: a boundary is 1 to 70 characters
-MAX_BOUNDARY_LENGTH = 70
+#: RFC 2046 allows 1 to 70 characters, but real senders exceed it (Orthanc 1.10's STOW-RS client
+#: sends 73: two UUIDs joined by a dash), so longer boundaries are accepted up to a sanity bound
+MAX_BOUNDARY_LENGTH = 200
 MAX_PART_HEADER_BYTES = 16 * 1024
 
 

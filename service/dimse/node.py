@@ -153,6 +153,7 @@ class DicomNode:
         self.state.metrics.associations.labels(outcome).inc()
         logger.warning("association from %s (calling AE %r) refused: %s", address, calling, outcome)
         assoc.acse.send_reject(_REJECT_PERMANENT, _SERVICE_USER, reason)
+        assoc.kill()  # as pynetdicom does after its own rejections: lets the DUL send the A-ASSOCIATE-RJ first
 
     def _on_echo(self, event: evt.Event) -> int:
         return SUCCESS

@@ -83,3 +83,12 @@ def test_unacceptable_accept_headers_are_406(accept):
     with pytest.raises(ServiceError) as raised:
         wants_dicom(accept)
     assert raised.value.status == 406
+
+
+def test_boundaries_longer_than_rfc_2046_allows_are_accepted_as_orthanc_sends_them():
+    from service.multipart import parse_multipart
+
+    boundary = "87382f2c-f5ea-4eb7-9c69-0098b02399d3-87382f2c-f5ea-4eb7-9c69-0098b02399d3"  # 73 characters
+    body = f"--{boundary}\r\nContent-Type: application/dicom\r\nContent-Length: 3\r\n\r\nabc\r\n--{boundary}--".encode()
+    (part,) = parse_multipart(body, boundary)
+    assert part.content == b"abc" and part.headers["content-length"] == "3"
