@@ -119,6 +119,9 @@ class ServiceSettings(BaseSettings):
     delivery_retry_initial_s: float = Field(2.0, gt=0, description="First delay before retrying a failed delivery.")
     delivery_retry_max_s: float = Field(300.0, gt=0, description="Longest delay between delivery attempts.")
     delivery_timeout_s: float = Field(60.0, gt=0, description="Time allowed for one delivery attempt.")
+    sr_max_findings: int = Field(
+        50, ge=1, description="Most detections a study's SR carries (highest scores first); /v1/detect is not capped."
+    )
     sr_keep_s: float = Field(86400.0, gt=0, description="How long the service keeps its SRs for WADO-RS retrieval.")
     sr_keep_mib: float = Field(256.0, gt=0, description="Memory for kept SRs; the oldest go first beyond it.")
 

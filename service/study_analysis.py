@@ -7,6 +7,10 @@ and the DICOM node (:mod:`service.dimse.node`, in the background). The inputs co
 :func:`fsd.inference.detections_to_result` and the SR from :func:`service.sr.build_sr`: the same
 calls ``/v1/detect`` makes. A failure is an :class:`AnalysisError` with the storage status the
 refused instances get and whether trying again later may help.
+
+A study's SR carries at most ``sr_max_findings`` detections, the highest scores first: it goes
+into the radiologist's worklist, where hundreds of weak candidates help nobody (and building a
+TID 1500 document costs time per finding).
 """
 
 from __future__ import annotations
@@ -85,6 +89,19 @@ def _sr(state: ServiceState, results: list[dict[str, Any]], decoded: Sequence[De
     return describe_sr(document)
 
 
+def strongest_findings(results: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    """``results`` keeping only the ``limit`` highest-scoring detections over all slices."""
+    scored = sorted(
+        ((detection["score"], index, rank) for index, result in enumerate(results) for rank, detection in enumerate(result["detections"])),
+        key=lambda item: (-item[0], item[1], item[2]),
+    )
+    kept = {(index, rank) for _, index, rank in scored[:limit]}
+    return [
+        {**result, "detections": [d for rank, d in enumerate(result["detections"]) if (index, rank) in kept]}
+        for index, result in enumerate(results)
+    ]
+
+
 async def _in_pool(state: ServiceState, function: Callable[..., T], *args: Any) -> T:
     return await asyncio.get_running_loop().run_in_executor(state.decode_pool, function, *args)
 
@@ -112,6 +129,7 @@ async def analyse_study(
         raise AnalysisError(status, f"the model could not run ({type(error).__name__})", transient=transient) from None
     class_names = state.model.class_names
     results = [detections_to_result(d, i, class_names, min_score) for d, i in zip(detections, inputs)]
+    results = strongest_findings(results, state.settings.sr_max_findings)
     sr = await _in_pool(state, _sr, state, results, decoded, min_score)
     state.sr_store.keep(sr)
     if state.delivery is not None:

@@ -31,9 +31,14 @@ def dicomweb_plugin() -> str | None:
     return next((path for path in DICOMWEB_PLUGIN_PATHS if Path(path).is_file()), None)
 
 
+def program(name: str) -> str | None:
+    """The path of a program on PATH, or in /usr/sbin (Debian puts Orthanc there; not on every user's PATH)."""
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin")
+
+
 def require_tools(*names: str) -> None:
     """Skip (fail under CI) unless every named program, and for Orthanc its DICOMweb plugin, exists."""
-    missing = [name for name in names if shutil.which(name) is None]
+    missing = [name for name in names if program(name) is None]
     if ORTHANC_BINARY in names and dicomweb_plugin() is None:
         missing.append("the Orthanc DICOMweb plugin (orthanc-dicomweb)")
     if not missing:
@@ -79,7 +84,8 @@ class Orthanc:
 
     def start(self, timeout_s: float = 60.0) -> None:
         with self.log_path.open("ab") as log:
-            self._process = subprocess.Popen([ORTHANC_BINARY, str(self.config_path)], stdout=log, stderr=log)
+            binary = program(ORTHANC_BINARY) or ORTHANC_BINARY
+            self._process = subprocess.Popen([binary, str(self.config_path)], stdout=log, stderr=log)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._process.poll() is not None:

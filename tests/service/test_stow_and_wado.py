@@ -206,3 +206,20 @@ def test_kept_srs_are_bounded_in_time_and_memory(client, series_uploads):
     now[0] += 61
     assert store.find(others[-1].study_instance_uid) == [] and store.count == 0
     assert not SRStore(max_bytes=10, keep_s=60).keep(first), "an SR over the whole bound is not kept"
+
+
+def test_the_study_sr_carries_the_strongest_findings_only(make_app, series_uploads):
+    datas = [data for _, data in series_uploads]
+    with serving(make_app(sr_max_findings=3)) as client:
+        answer = _store_response(_post(client, datas))
+        (sr,) = _sr_parts(client.get(_path(answer.RetrieveURL), headers=AUTH))
+        detected = _post(client, datas, Accept="application/json").json()["results"]
+    scores = sorted((d["score"] for r in detected for d in r["detections"]), reverse=True)
+    assert len(scores) > 3
+    buffer = io.BytesIO()
+    sr.save_as(buffer, enforce_file_format=True)
+    groups = hd.sr.srread(io.BytesIO(buffer.getvalue())).content.get_planar_roi_measurement_groups()
+    kept = sorted(
+        (next(m.value for m in g.get_measurements() if m.name.meaning == "Probability") for g in groups), reverse=True
+    )
+    assert kept == pytest.approx(scores[:3])
