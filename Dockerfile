@@ -1,6 +1,8 @@
 # FSD inference server: `docker build -t fsd-serve .` then
 #   docker run -p 8000:8000 -e FSD_API_KEY=<16+ chars> fsd-serve            (CPU)
 #   docker run --gpus all -p 8000:8000 -e FSD_API_KEY=<key> fsd-serve       (GPU, picked automatically)
+#   docker run -p 8000:8000 -p 11112:11112 -e FSD_API_KEY=<key> -e FSD_DICOM_ENABLED=true \
+#       -e FSD_DICOM_ALLOWED_CALLING_AE_TITLES='["PACS"]' fsd-serve          (with the DICOM node; docs/pacs.md)
 # Works with the legacy builder (DOCKER_BUILDKIT=0): no BuildKit-only syntax.
 #
 # Build arguments:
@@ -51,11 +53,12 @@ COPY --from=builder /opt/venv /opt/venv
 COPY --from=builder /tmp/dist/ /tmp/dist/
 RUN python -m pip install --no-cache-dir --no-deps --no-index /tmp/dist/*.whl \
     && rm -rf /tmp/dist \
-    && python -c "import service, service.cli"
+    && python -c "import service, service.cli, service.dimse.node"
 COPY ${MODEL_DIR}/model.ts ${MODEL_DIR}/model.json /models/fsd/
 USER fsd
 WORKDIR /home/fsd
-EXPOSE 8000
+# 8000: HTTP API; 11112: the DICOM node (C-ECHO / C-STORE SCP), off unless FSD_DICOM_ENABLED=true
+EXPOSE 8000 11112
 # readiness (model loaded and warmed up); slim images have no curl, so ask Python
 HEALTHCHECK --interval=10s --timeout=5s --start-period=300s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health/ready' % os.environ.get('FSD_PORT', '8000'), timeout=4)"]

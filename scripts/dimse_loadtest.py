@@ -12,8 +12,8 @@ modality or PACS does. Afterwards every study's SR is looked for with WADO-RS on
 while the load runs, other threads send malformed PDUs, associations from an unknown calling AE
 title and, with ``--oversized N``, a study of N instances (expected to be refused with A700 by a
 node whose ``max_files`` is below N); none of it may disturb the load. The report counts
-instances stored, studies lost (no SR in time), SR latency after each association ended, and the
-abuse outcomes; the exit status is 1 when anything was lost or an abuse was accepted.
+instances stored, studies lost (no SR in time), the time from each association's end until its
+SR was found (each sender polls for its own), and the abuse outcomes; the exit status is 1 when anything was lost or an abuse was accepted.
 """
 
 from __future__ import annotations
@@ -160,14 +160,20 @@ def run(args: argparse.Namespace) -> dict:
     results: list[SenderResult | None] = [None] * args.senders
     abuse: Counter[str] = Counter()
 
+    headers = {"X-API-Key": os.environ["FSD_API_KEY"]} if os.environ.get("FSD_API_KEY") else {}
+    latencies: list[float | None] = [None] * args.senders
+
     def sender(index: int) -> None:
         try:
-            results[index] = send(args, studies[index], args.calling_ae)
+            result = send(args, studies[index], args.calling_ae)
         except Exception as error:  # reported, never raised: the report must be complete
-            failed = SenderResult(str(studies[index][0].StudyInstanceUID), [str(ds.SOPInstanceUID) for ds in studies[index]])
-            failed.error = type(error).__name__
-            failed.ended_at = time.monotonic()
-            results[index] = failed
+            result = SenderResult(str(studies[index][0].StudyInstanceUID), [str(ds.SOPInstanceUID) for ds in studies[index]])
+            result.error = type(error).__name__
+            result.ended_at = time.monotonic()
+        results[index] = result
+        if result.error is None:
+            with httpx.Client(base_url=args.url, headers=headers, timeout=30) as client:
+                latencies[index] = wait_for_sr(client, result, result.ended_at + args.timeout)
 
     def abuser() -> None:
         for name, payload in MALFORMED_PDUS.items():
@@ -187,20 +193,10 @@ def run(args: argparse.Namespace) -> dict:
         thread.start()
     for thread in threads:
         thread.join()
-    sent_at = time.monotonic()
-    headers = {"X-API-Key": os.environ["FSD_API_KEY"]} if os.environ.get("FSD_API_KEY") else {}
-    latencies: list[float] = []
-    lost: list[str] = []
-    with httpx.Client(base_url=args.url, headers=headers, timeout=30) as client:
-        deadline = sent_at + args.timeout
-        for result in results:
-            assert result is not None
-            latency = None if result.error else wait_for_sr(client, result, deadline)
-            if latency is None:
-                lost.append(result.study_instance_uid)
-            else:
-                latencies.append(latency)
-    finished = max((r.ended_at + lat for r, lat in zip([r for r in results if r], latencies)), default=sent_at)
+    finished = time.monotonic()
+    sent_at = max(result.ended_at for result in results if result is not None)
+    found = [latency for latency in latencies if latency is not None]
+    lost = [r.study_instance_uid for r, latency in zip(results, latencies) if r is not None and latency is None]
     statuses: Counter[str] = Counter()
     for result in results:
         if result is not None:
@@ -212,13 +208,13 @@ def run(args: argparse.Namespace) -> dict:
         "instances_sent": total,
         "statuses": dict(statuses),
         "sender_errors": [r.error for r in results if r is not None and r.error],
-        "studies_with_sr": len(latencies),
+        "studies_with_sr": len(found),
         "studies_lost": len(lost),
         "send_s": round(sent_at - started, 2),
         "all_srs_s": round(finished - started, 2),
         "slices_per_s": round(total / max(finished - started, 1e-9), 1),
-        "sr_latency_p50_s": round(percentile(latencies, 0.5), 2) if latencies else None,
-        "sr_latency_max_s": round(max(latencies), 2) if latencies else None,
+        "sr_latency_p50_s": round(percentile(found, 0.5), 2) if found else None,
+        "sr_latency_max_s": round(max(found), 2) if found else None,
         "abuse": dict(abuse),
     }
 

@@ -14,13 +14,15 @@
 #                pull; see /work/shared/tools/docker-local-base.sh on the team's machines).
 #   USE_WHEELHOUSE=1 (default) fills docker/wheelhouse from this machine's pip when it is empty,
 #                so the build needs no network; 0 lets pip in the build use its index.
-#   IMAGE (fsd-serve:smoke), PORT (18080), PYTHON (.venv/bin/python), KEEP_IMAGE=1 to keep it.
+#   IMAGE (fsd-serve:smoke), PORT (18080), DICOM_PORT (18112), PYTHON (.venv/bin/python),
+#   KEEP_IMAGE=1 to keep it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-.venv/bin/python}
 IMAGE=${IMAGE:-fsd-serve:smoke}
 PORT=${PORT:-18080}
+DICOM_PORT=${DICOM_PORT:-18112}
 MODEL_DIR=${MODEL_DIR:-runs/demo/export}
 USE_WHEELHOUSE=${USE_WHEELHOUSE:-1}
 NAME="fsd-smoke-$$"
@@ -80,7 +82,8 @@ set -e
   || { echo "expected exit 2 and a message, got $status: $refusal" >&2; exit 1; }
 
 log "starting the server"
-docker run -d --name "$NAME" -p "127.0.0.1:$PORT:8000" -e FSD_API_KEY="$KEY" "$IMAGE" >/dev/null
+docker run -d --name "$NAME" -p "127.0.0.1:$PORT:8000" -p "127.0.0.1:$DICOM_PORT:11112" -e FSD_API_KEY="$KEY" \
+  -e FSD_DICOM_ENABLED=true -e FSD_DICOM_ALLOWED_CALLING_AE_TITLES='["SMOKE"]' "$IMAGE" >/dev/null
 [ "$(docker exec "$NAME" id -u)" != 0 ] || { echo "the server runs as root" >&2; exit 1; }
 
 URL="http://127.0.0.1:$PORT"
@@ -128,6 +131,27 @@ with httpx.Client(base_url=url, timeout=300) as client:
 count = sum(len(r.detections) for r in body.results)
 print(f"model {card['name']} {card['version']}: {len(body.results)} slices, {count} detections, "
       f"timing {body.timing_ms}")
+PY
+
+log "C-ECHO against the DICOM node"
+"$PYTHON" - "$DICOM_PORT" <<'PY'
+import sys
+from pynetdicom import AE
+from pynetdicom.sop_class import Verification
+
+def echo(calling: str) -> int | None:
+    ae = AE(ae_title=calling)
+    ae.add_requested_context(Verification)
+    association = ae.associate("127.0.0.1", int(sys.argv[1]), ae_title="FSD")
+    if not association.is_established:
+        return None
+    status = association.send_c_echo()
+    association.release()
+    return int(status.Status) if status else None
+
+assert echo("SMOKE") == 0x0000, "C-ECHO from an allowed AE title failed"
+assert echo("STRANGER") is None, "an unknown calling AE title was accepted"
+print("C-ECHO answered 0x0000; unknown AE title refused")
 PY
 
 log "stopping with SIGTERM"
