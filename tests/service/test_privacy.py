@@ -130,3 +130,39 @@ def test_quoted_values_are_withheld_from_pydicom_records():
     record = logging.LogRecord("pydicom", logging.WARNING, __file__, 1, "Invalid value for VR %s: %r", ("PN", "Doe^John"), None)
     assert WithholdQuotedValues().filter(record)
     assert record.getMessage() == "Invalid value for VR PN: '<withheld>'"
+
+
+def test_the_dicom_node_and_stow_keep_patient_identity_out_of_the_logs(make_app, series_uploads, caplog, tmp_path, monkeypatch):
+    """C-STORE (accepted and refused), STOW-RS store responses and SR delivery: no PHI in any log,
+    and nothing written to disk on the way."""
+    from dicom_helpers import datasets_of, free_port, send_study, storage_scp, wait_for
+
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    datas = [_with_identity(data) for _, data in series_uploads[:3]]
+    refused = _with_identity(series_uploads[3][1], Modality="MR")
+    pacs_port = free_port()
+    app = make_app(
+        dicom_enabled=True, dicom_port=0, dicom_allowed_calling_ae_titles=["TESTSCU"],
+        sr_destination_ae_title="PACS", sr_destination_host="127.0.0.1", sr_destination_port=pacs_port,
+        delivery_retry_initial_s=0.2, delivery_retry_max_s=0.5,
+    )
+    from service_helpers import serving
+
+    with serving(app) as client, storage_scp(pacs_port) as pacs:
+        port = client.app.state.dicom_node.port
+        assert send_study(port, datasets_of([*datas, refused])) == [0, 0, 0, 0x0122]
+        body, content_type = stow_request([*datas, refused])
+        stow = client.post("/v1/studies", content=body, headers={**AUTH, "Content-Type": content_type})
+        assert stow.status_code == 202
+        assert PATIENT_NAME not in stow.text and PATIENT_ID not in stow.text, "the store response carries no PHI"
+        received = wait_for(lambda: len(pacs.received) >= 2 and list(pacs.received), what="both SRs at the PACS")
+        assert str(received[0].PatientName) == PATIENT_NAME, "the SR itself carries the patient"
+    logged = caplog.text
+    assert "study" in logged and "delivered SR" in logged, "the node and the delivery logged (so the check means something)"
+    for secret in (PATIENT_NAME, "Zebulonovich", "Quintessa", PATIENT_ID, BIRTH_DATE):
+        assert secret not in logged, f"{secret!r} leaked into the logs"
+    ds = pydicom.dcmread(io.BytesIO(datas[0]))
+    for uid in (str(ds.StudyInstanceUID), str(ds.SOPInstanceUID)):
+        assert uid not in logged, "raw UIDs stay out of the logs"
+    assert list(tmp_path.iterdir()) == []
