@@ -170,3 +170,35 @@ def test_srs_reach_a_pacs_that_comes_up_later(make_app, series_uploads):
             assert sr.Modality == "SR" and _evidence(sr) == {str(ds.SOPInstanceUID) for ds in datasets_of(datas)}
             wait_for(lambda: _metric(client, "fsd_sr_delivery_pending") == 0, what="an empty delivery queue")
             assert _metric(client, 'fsd_sr_deliveries_total{destination="dimse",outcome="delivered"}') == 1
+
+
+def test_a_full_delivery_queue_refuses_new_studies_instead_of_dropping_findings(make_app, series_uploads):
+    from service_helpers import stow_request
+
+    datas = [data for _, data in series_uploads[:2]]
+    down = free_port()  # nothing listens there: every delivery fails and is retried
+    settings = {
+        "sr_destination_ae_title": "PACS", "sr_destination_host": "127.0.0.1", "sr_destination_port": down,
+        "delivery_max_queue": 1, "delivery_retry_initial_s": 5,
+    }
+    with serving(_node_app(make_app, **settings)) as client:
+        body, content_type = stow_request(datas[:1])
+        first = client.post("/v1/studies", content=body, headers={**AUTH, "Content-Type": content_type})
+        assert first.status_code == 200
+        assert client.app.state.service.delivery.pending == 1
+        body, content_type = stow_request(datas[1:])
+        second = client.post("/v1/studies", content=body, headers={**AUTH, "Content-Type": content_type})
+        assert second.status_code == 503 and second.json()["error"]["code"] == "delivery_backlog"
+        assert "Retry-After" in second.headers
+        assert send_study(_port(client), datasets_of(datas[1:])) == [OUT_OF_RESOURCES]
+        assert client.app.state.service.delivery.pending == 1, "the waiting SR is kept, not dropped"
+
+
+def test_delivery_backoff_doubles_up_to_its_cap():
+    from service.delivery import DeliveryQueue
+    from service.dimse.store_scu import DimseDestination
+    from service.metrics import ServiceMetrics
+
+    destination = DimseDestination(called_ae_title="PACS", host="127.0.0.1", port=1, calling_ae_title="FSD", timeout_s=1)
+    queue = DeliveryQueue(destination, max_queue=10, initial_s=2, max_s=30, metrics=ServiceMetrics())
+    assert [queue.backoff_s(attempts) for attempts in range(1, 7)] == [2, 4, 8, 16, 30, 30]
