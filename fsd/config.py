@@ -102,6 +102,8 @@ class RoiSection(Section):
 class GraphSection(Section):
     enabled: bool = False
     hidden: int = Field(128, ge=8)
+    #: the graph's nodes per image: the top-scoring RPN proposals, in training as at test time
+    context_size: int = Field(32, ge=1)
     #: relative weight of the training-set prior in the type adjacency at initialisation
     prior_weight: float = Field(1.0, ge=0)
 
@@ -162,17 +164,46 @@ class SpaceSection(Section):
 
 
 class SearchSection(Section):
+    """The architecture search: its space, method, the supernet's weight recipe and the
+    architecture optimizer."""
+
     space: SpaceSection = SpaceSection()
     norm: NormKind = "sn"
+    #: "gdas": one op per position sampled by hard Gumbel-softmax (straight-through) per step, so
+    #: a step costs one network and the architecture gets many steps; "darts": the softmax-weighted
+    #: sum of every op at every position (first-order DARTS)
+    method: Literal["gdas", "darts"] = "gdas"
+    #: Gumbel-softmax temperature, annealed linearly from start to end over the search (gdas)
+    tau_start: float = Field(5.0, gt=0)
+    tau_end: float = Field(0.5, gt=0)
+    #: how the genotype is chosen at the end: "alphas" (the strongest op per position) or
+    #: "evolution" (candidates scored on the architecture set with the shared weights,
+    #: search/selection.py)
+    selection: Literal["alphas", "evolution"] = "evolution"
+    population: int = Field(8, ge=2)
+    generations: int = Field(2, ge=0)
+    mutation: float = Field(0.3, gt=0, le=1)
+    #: what a candidate is scored by on the architecture set: its detection loss (smooth, also for
+    #: a briefly trained supernet) or DeepLesion's FROC mean over 0.5-4 FPs
+    selection_metric: Literal["loss", "froc"] = "loss"
+    #: weight-set batches over which each candidate's BN statistics are recomputed (froc metric)
+    selection_batches: int = Field(20, ge=1)
+    #: candidates may not have more parameters than the median random genotype of the space
+    parameter_budget: Literal["random_median", "none"] = "random_median"
     epochs: int = Field(10, ge=1)
+    #: epochs of weight training only (ops sampled uniformly) before the alphas are updated
     warmup_epochs: int = Field(3, ge=0)
     batch_size: int = Field(2, ge=1)
     #: fraction of the train split held out for architecture updates (never the test split)
     arch_val_fraction: float = Field(0.5, gt=0, lt=1)
-    weight_lr: float = Field(0.02, gt=0)
+    #: the supernet's weights train with the recipe that trains derived networks well
+    weight_optimizer: Literal["sgd", "adamw"] = "adamw"
+    weight_lr: float = Field(1e-3, gt=0)
     weight_momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(1e-4, ge=0)
-    arch_lr: float = Field(3e-4, gt=0)
+    weight_warmup_iters: int = Field(50, ge=0)
+    weight_min_lr_ratio: float = Field(0.05, ge=0, le=1)
+    arch_lr: float = Field(3e-3, gt=0)
     arch_betas: tuple[float, float] = (0.5, 0.999)
     arch_weight_decay: float = Field(1e-3, ge=0)
     #: partial-channel mixing: only 1/k of the channels go through the mixed op (1 = off)
@@ -207,6 +238,9 @@ class TrainSection(Section):
     eval_every_epochs: int = Field(1, ge=1)
     checkpoint_every_iters: int = Field(200, ge=1)
     max_iters_per_epoch: int | None = Field(None, ge=1)
+    #: training batches over which BN statistics are recomputed before each validation and in
+    #: the best checkpoint (fsd/engine/recalibration.py); 0: keep the running statistics
+    recalibrate_batches: int = Field(100, ge=0)
     augment: AugmentConfig = AugmentConfig()
 
 
@@ -223,6 +257,29 @@ class ExportSection(Section):
     atol: float = Field(1e-4, gt=0)
 
 
+class BenchTestSet(Section):
+    """A separate test set for ``fsd bench accuracy``: every key slice of it scores, so the test
+    has statistical power while the training data stays small (generated when missing)."""
+
+    root: Path = Path("data/bench_test")
+    synth: SynthSection | None = SynthSection(patients=150, size=256, seed=1001, type_all=True)
+
+
+class BenchSection(Section):
+    """``fsd bench accuracy``: its test set, training seeds, random genotypes and bootstrap."""
+
+    #: None: the data set's own test split
+    test_data: BenchTestSet | None = None
+    #: every arm trains once per seed (a searched arm with the genotype its seed's search found)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    #: random architectures drawn from the search space (under the derivation's guards), one seed each
+    random_genotypes: int = Field(5, ge=1)
+    #: seeds of the slow R50-FPN arm (the first ones of ``seeds``)
+    resnet50_seeds: int = Field(1, ge=1)
+    #: bootstrap replicates over test patients (and seeds) for the intervals
+    bootstrap: int = Field(1000, ge=100)
+
+
 class FsdConfig(Section):
     name: str = "fsd"
     seed: int = 0
@@ -234,6 +291,7 @@ class FsdConfig(Section):
     train: TrainSection = TrainSection()
     eval: EvalSection = EvalSection()
     export: ExportSection = ExportSection()
+    bench: BenchSection = BenchSection()
 
     @property
     def num_classes(self) -> int:

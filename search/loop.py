@@ -6,13 +6,25 @@ batch; after ``warmup_epochs`` this module adds an Adam step on the architecture
 (alphas) with an architecture-set batch, minimising the detection loss plus ``cost_weight``
 times the expected parameter count (millions) of the searchable positions.
 
-Files in the run directory: ``genotype.json`` (the derived architecture), ``alphas.jsonl`` (the
-softmax weights of every position after every epoch), ``alphas.png`` (how they evolved),
-``search.jsonl`` (losses), ``search_last.pt`` (resumable checkpoint), ``search_summary.json``.
+With ``method: gdas`` every step runs one op per position, drawn by hard Gumbel-softmax from
+the alphas (:mod:`search.mixed_op`); the noise comes from a generator seeded by (seed,
+iteration, step), so every data-parallel rank draws the same path and a resumed search the
+same paths as an uninterrupted one. The temperature falls linearly from ``tau_start`` to
+``tau_end``. During the warm-up the alphas are still uniform, so the paths are uniform samples
+and every op's weights train. With ``method: darts`` every op runs at every position.
+
+Files in the run directory: ``genotype.json`` (the derived architecture), ``alphas.jsonl`` (after
+every epoch: the softmax weights of every position, their normalised entropy, the op the
+derivation would choose and its margin over the strongest other op), ``alphas.png`` (how they
+evolved), ``search.jsonl`` (losses), ``search_last.pt`` (resumable checkpoint),
+``search_summary.json``; with ``selection: evolution`` also ``selection.jsonl`` (every candidate
+evaluated, :mod:`search.selection`).
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import time
 from collections.abc import Iterator
@@ -23,19 +35,32 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
-from fsd.config import FsdConfig
-from fsd.data.deeplesion import DeepLesionDataset
+from fsd.config import FsdConfig, SpaceSection
+from fsd.data.deeplesion import DeepLesionDataset, collate_detection
 from fsd.data.splits import patient_split
 from fsd.engine.datasets import build_dataset, split_records
 from fsd.engine.distributed import DistributedContext
 from fsd.engine.loop import Batch, EpochBatches, TrainingLoop, run_loop
 from fsd.engine.metrics_log import MetricsLog
+from fsd.engine.prediction import predict_dataset, score_predictions
 from fsd.engine.recipe import Recipe
 from fsd.errors import DataError
-from fsd.models import DetectorConfig, Genotype
+from fsd.models import DetectorConfig, Genotype, load_genotype
+from fsd.nn import revert_sync_switchnorm
+from fsd.progress import progress_bar
 from search.derive import derive_genotype
+from search.mixed_op import MixedOp
 from search.plots import plot_alphas
+from search.selection import (
+    Candidate,
+    Evolution,
+    evaluate_candidate,
+    log_evaluations,
+    negative_loss,
+    random_median_parameters,
+)
 from search.supernet import (
     architecture_parameters,
     backbone_mixed_ops,
@@ -44,6 +69,8 @@ from search.supernet import (
     head_mixed_ops,
 )
 
+#: the weight-set batches that recompute a candidate's BN statistics come from this epoch's order
+SELECTION_EPOCH = 2_000_000
 #: the architecture-set batches of the k-th pass over that set, started during search epoch e,
 #: come in the order of sampler epoch ``e * ARCH_EPOCH_STRIDE + k``
 ARCH_EPOCH_STRIDE = 1000
@@ -117,6 +144,36 @@ def mixing_weights(model: nn.Module) -> dict[str, list[list[float]]]:
         }
 
 
+def normalised_entropy(weights: list[float]) -> float:
+    """Entropy of a weight vector over log(K): 1 for uniform weights, 0 for a one-hot choice."""
+    values = np.clip(np.asarray(weights, dtype=np.float64), 1e-12, 1.0)
+    return float(-(values * np.log(values)).sum() / np.log(len(values))) if len(values) > 1 else 0.0
+
+
+def choice_margin(weights: list[float], names: list[str], chosen: str) -> float:
+    """How far the chosen op's weight leads the strongest other op (negative: a guard overrode the
+    strongest op)."""
+    index = names.index(chosen)
+    others = [w for i, w in enumerate(weights) if i != index]
+    return float(weights[index] - max(others)) if others else 1.0
+
+
+def search_state(weights: dict[str, list[list[float]]], genotype: Genotype, space: SpaceSection) -> dict[str, Any]:
+    """Per position: entropy of its weights, the op derived from them, and that op's margin."""
+    backbone_ops = [op for stage in genotype.stages for op in stage.ops]
+    head_ops = [edge.op for edge in genotype.head_edges]
+    names = {"backbone": list(space.backbone_ops), "head": list(space.head_ops)}
+    chosen = {"backbone": backbone_ops, "head": head_ops}
+    return {
+        "entropy": {part: [normalised_entropy(w) for w in weights[part]] for part in ("backbone", "head")},
+        "chosen": chosen,
+        "margin": {
+            part: [choice_margin(w, names[part], op) for w, op in zip(weights[part], chosen[part])]
+            for part in ("backbone", "head")
+        },
+    }
+
+
 class Searcher(TrainingLoop):
     """The supernet's training loop with the architecture step (see the module docstring)."""
 
@@ -133,6 +190,8 @@ class Searcher(TrainingLoop):
         model = build_supernet(search.space, detector_config, search.partial_channels).to(context.device)
         self.alphas = architecture_parameters(model)
         architecture = {"kind": "supernet", "space": search.space.model_dump(mode="json")}
+        self.mixed_ops = [m for m in model.modules() if isinstance(m, MixedOp)]
+        self.sampling = search.method == "gdas"
         super().__init__(
             config,
             architecture,
@@ -144,10 +203,12 @@ class Searcher(TrainingLoop):
             context,
             progress,
             frozen_from_weight_step=frozenset(id(p) for p in self.alphas),
+            parameters_may_go_unused=self.sampling,
         )
         self.arch_optimizer = torch.optim.Adam(
             self.alphas, lr=search.arch_lr, betas=search.arch_betas, weight_decay=search.arch_weight_decay
         )
+        self.arch_set = arch_set
         self.arch_batches = ArchitectureBatches(
             EpochBatches(arch_set, config.train.augment, config.seed + 1, search.batch_size, context, config.data.num_workers, config.seed)
         )
@@ -156,10 +217,31 @@ class Searcher(TrainingLoop):
     def open_logs(self, resume_iteration: int | None) -> None:
         self.alpha_log = MetricsLog(self.out_dir / "alphas.jsonl", resume_iteration, enabled=self.context.is_main)
 
+    @property
+    def temperature(self) -> float:
+        search = self.config.search
+        progress = self.position.iteration / max(self.position.total_iters - 1, 1)
+        return search.tau_start + (search.tau_end - search.tau_start) * progress
+
+    def draw_paths(self, step: int) -> None:
+        """This iteration's sampled path (``step`` 0: weight step, 1: architecture step)."""
+        if not self.sampling:
+            return
+        generator = torch.Generator().manual_seed((self.config.seed * 1_000_003 + self.position.iteration) * 2 + step)
+        tau = self.temperature
+        for mixed in self.mixed_ops:
+            mixed.draw(generator, tau)
+
+    def before_step(self) -> None:
+        self.draw_paths(0)
+
     def after_step(self, record: dict[str, Any]) -> None:
         search = self.config.search
+        if self.sampling:
+            record["tau"] = self.temperature
         if self.position.epoch < search.warmup_epochs:
             return
+        self.draw_paths(1)
         arch_loss, _ = self.losses(self.arch_batches.next(self.position.epoch))
         cost = expected_parameters_millions(self.network)
         self.arch_optimizer.zero_grad(set_to_none=True)
@@ -170,7 +252,9 @@ class Searcher(TrainingLoop):
 
     def end_of_epoch(self, log: MetricsLog) -> None:
         assert self.alpha_log is not None, "open_logs runs before the loop"
-        self.alpha_log.write({"iteration": self.position.iteration, "epoch": self.position.epoch, **mixing_weights(self.network)})
+        weights = mixing_weights(self.network)
+        state = search_state(weights, self.derive(), self.config.search.space)
+        self.alpha_log.write({"iteration": self.position.iteration, "epoch": self.position.epoch, **weights, **state})
 
     def extra_state(self) -> dict[str, Any]:
         return {"arch_optimizer": self.arch_optimizer.state_dict(), "arch_batches": self.arch_batches.state()}
@@ -201,8 +285,61 @@ class Searcher(TrainingLoop):
             },
         )
 
+    def select(self) -> Genotype:
+        """The genotype to retrain: the alpha-derived one, or the evolution's choice."""
+        derived = self.derive()
+        search = self.config.search
+        if search.selection == "alphas":
+            return derived
+        space = search.space
+        retrain_config = DetectorConfig.from_config(self.config)
+        budget = (
+            random_median_parameters(space, retrain_config, search.max_parameter_free_backbone)
+            if search.parameter_budget == "random_median"
+            else None
+        )
+        weights = mixing_weights(self.network)
+        evolution = Evolution(space, retrain_config, weights["backbone"] + weights["head"], search.max_parameter_free_backbone, budget, self.config.seed)
+        supernet = revert_sync_switchnorm(copy.deepcopy(self.network)).eval()
+        mixed_ops = [m for m in supernet.modules() if isinstance(m, MixedOp)]
+        for mixed in mixed_ops:
+            mixed.draw(None, 1.0)
+        eval_settings = self.config.eval
+
+        def scorer(model: nn.Module) -> float:
+            if search.selection_metric == "loss":
+                batches = DataLoader(self.arch_set, batch_size=search.batch_size, collate_fn=collate_detection)
+                return negative_loss(model, batches, self.device)
+            predictions = predict_dataset(model.eval(), self.arch_set, self.device, eval_settings.batch_size, progress=False)
+            return float(score_predictions(predictions, self.arch_set.num_classes, eval_settings.fps, eval_settings.iou)["froc_mean_0.5_4"])
+
+        calibration = None if search.selection_metric == "loss" else (lambda: self.batches.loader(SELECTION_EPOCH))
+
+        bar = progress_bar(total=search.population * (search.generations + 1), desc="select", disable=not self.progress)
+
+        def score(candidate: Candidate) -> float:
+            value = evaluate_candidate(supernet, mixed_ops, candidate, calibration, search.selection_batches, self.device, scorer)
+            bar.update(1)
+            return value
+
+        try:
+            chosen = evolution.run(derived, search.population, search.generations, search.mutation, score)
+        finally:
+            bar.close()
+        log_evaluations(self.out_dir / "selection.jsonl", evolution, chosen)
+        provenance = {
+            **derived.search,
+            "selection": "evolution",
+            "selection_score": evolution.scores[chosen.choices],
+            "candidates_evaluated": len(evolution.scores),
+            "parameter_budget": budget,
+            "parameters": chosen.parameters,
+            "alpha_derived": {"backbone": [op for st in derived.stages for op in st.ops], "head": [e.op for e in derived.head_edges]},
+        }
+        return dataclasses.replace(chosen.genotype, search=provenance)
+
     def finish(self, checksums: list[str]) -> None:
-        genotype = self.derive()
+        genotype = self.select()
         genotype.save(self.out_dir / "genotype.json")
         plot_alphas(self.out_dir / "alphas.jsonl", self.config.search.space, self.out_dir / "alphas.png")
         summary = {
@@ -219,7 +356,8 @@ def search(config: FsdConfig, out_dir: str | Path, resume: bool = False, device:
     """Run the search into ``out_dir`` and write ``genotype.json`` (see the module docstring)."""
     out_dir = Path(out_dir)
     searcher = run_loop(lambda context: Searcher(config, out_dir, context, progress), Searcher, out_dir, resume, device)
-    return SearchResult(genotype=searcher.derive(), genotype_path=out_dir / "genotype.json", seconds=searcher.elapsed_s)
+    path = out_dir / "genotype.json"
+    return SearchResult(genotype=load_genotype(path), genotype_path=path, seconds=searcher.elapsed_s)
 
 
 def random_genotype(config: FsdConfig, seed: int) -> Genotype:

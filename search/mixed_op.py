@@ -1,4 +1,12 @@
-"""The mixed op: a softmax(alpha)-weighted sum of every candidate op at one searchable position.
+"""The mixed op: every candidate op at one searchable position, weighted by the alphas.
+
+Two ways to run it:
+
+- mixing (DARTS): the softmax(alpha)-weighted sum of every candidate;
+- sampling (GDAS): with Gumbel noise ``g`` drawn for the step (:meth:`MixedOp.draw`), the one
+  candidate ``k = argmax(alpha + g)`` runs, scaled by the straight-through hard weight
+  ``1 - p_k.detach() + p_k`` (value 1) of ``p = softmax((alpha + g) / tau)``, so the alphas get a
+  gradient while a step costs a single op per position.
 
 With ``partial_channels`` k > 1 (PC-DARTS) only the first 1/k of the channels go through the
 candidates; the rest bypass them (identity, or a strided 1x1 projection when the shape changes)
@@ -49,6 +57,11 @@ class MixedOp(nn.Module):
         #: parameters of each candidate at full width: what the derived network would carry
         full = [count_parameters(build_op(name, in_channels, out_channels, stride, "bn")) for name in op_names]
         self.register_buffer("full_param_counts", torch.tensor(full, dtype=torch.float32), persistent=False)
+        #: Gumbel noise of the current step and its temperature; None: mix every candidate
+        self.gumbel: torch.Tensor | None = None
+        self.tau = 1.0
+        #: run only this candidate (a candidate network evaluated with the shared weights)
+        self.fixed: int | None = None
 
     def weights(self) -> torch.Tensor:
         return torch.softmax(self.alpha, dim=0)
@@ -57,10 +70,28 @@ class MixedOp(nn.Module):
         """Differentiable expected parameter count of this position under softmax(alpha)."""
         return (self.weights() * self.full_param_counts).sum()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weights = self.weights()
-        if self.partial == 1:
+    def draw(self, generator: torch.Generator | None, tau: float) -> None:
+        """Sample this step's Gumbel noise (``generator`` None: go back to mixing every op)."""
+        if generator is None:
+            self.gumbel = None
+            return
+        uniform = torch.rand(len(self.op_names), generator=generator).clamp_(1e-9, 1.0 - 1e-9)
+        self.gumbel = (-torch.log(-torch.log(uniform))).to(self.alpha.device)
+        self.tau = tau
+
+    def _candidates_output(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fixed is not None:
+            return self.candidates[self.fixed](x)
+        if self.gumbel is None:
+            weights = self.weights()
             return sum(w * op(x) for w, op in zip(weights, self.candidates))
+        soft = torch.softmax((self.alpha + self.gumbel) / self.tau, dim=0)
+        chosen = int(torch.argmax(soft.detach()))
+        hard = 1.0 - soft[chosen].detach() + soft[chosen]
+        return hard * self.candidates[chosen](x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.partial == 1:
+            return self._candidates_output(x)
         head, tail = x[:, : self.in_part], x[:, self.in_part :]
-        mixed = sum(w * op(head) for w, op in zip(weights, self.candidates))
-        return channel_shuffle(torch.cat([mixed, self.bypass(tail)], dim=1), self.partial)
+        return channel_shuffle(torch.cat([self._candidates_output(head), self.bypass(tail)], dim=1), self.partial)

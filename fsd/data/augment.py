@@ -12,6 +12,8 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
 Target = dict[str, torch.Tensor]
+#: target entries that describe the image, not its lesions (kept whole when lesions are dropped)
+IMAGE_KEYS = frozenset({"image_id", "slice_z"})
 
 
 class AugmentConfig(BaseModel):
@@ -65,7 +67,7 @@ def augment(image: torch.Tensor, target: Target, config: AugmentConfig, generato
     area_after = (clipped[:, 2] - clipped[:, 0]).clamp(min=0) * (clipped[:, 3] - clipped[:, 1]).clamp(min=0)
     keep = area_after >= config.min_visible * area_before.clamp(min=1e-6)
     result = {key: value.clone() for key, value in target.items()}
-    per_lesion = [key for key, value in target.items() if key != "image_id" and value.shape[:1] == boxes.shape[:1]]
+    per_lesion = [key for key, value in target.items() if key not in IMAGE_KEYS and value.shape[:1] == boxes.shape[:1]]
     for key in per_lesion:
         result[key] = result[key][keep]
     result["boxes"] = clipped[keep]

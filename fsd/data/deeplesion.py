@@ -4,7 +4,8 @@ Reads ``root/Images_png/...`` for the given DL_info records; each item is ``(ima
 ``image`` a float32 (C, H, W) tensor built by :mod:`fsd.preprocess` and ``target`` a dict of
 tensors: ``boxes`` (N, 4) model-grid x1, y1, x2, y2, ``labels`` (N,) int64 (1 for the binary task,
 the lesion type 1..8 for the multi-type task), ``types`` (N,) the csv type (-1 when untyped),
-``sizes_mm`` (N,) long diameters in mm, ``image_id`` (1,) the item index.
+``sizes_mm`` (N,) long diameters in mm, ``image_id`` (1,) the item index, ``slice_z`` (1,) the key
+slice's position along the body (the mean normalised z of its lesions, 0 head end .. 1 feet end).
 
 Key slices whose PNG is missing are logged and skipped when the data set is built; a PNG that
 turns out broken when read is logged, remembered, and the next readable item is served instead.
@@ -85,6 +86,7 @@ def prepare_record(root: Path, record: KeySliceRecord, config: PreprocessConfig,
         "types": torch.as_tensor([les.lesion_type for les in record.lesions], dtype=torch.int64),
         "sizes_mm": torch.as_tensor(long_mm, dtype=torch.float32),
         "image_id": torch.tensor([index], dtype=torch.int64),
+        "slice_z": torch.tensor([float(np.mean([les.location[2] for les in record.lesions]))], dtype=torch.float32),
     }
     return PreparedSlice(image=image, geometry=geometry, target=target)
 

@@ -60,6 +60,15 @@ def patient_split(
     return assignment
 
 
+def task_records(records: Sequence[KeySliceRecord], task: str, drop_noisy: bool = True) -> list[KeySliceRecord]:
+    """Every key slice with the lesions the task uses (typed ones for "types"), whatever its split;
+    slices left without lesions are dropped."""
+    if task not in ("binary", "types"):
+        raise DataError(f"task must be 'binary' or 'types', got {task!r}")
+    filtered = [filter_lesions(record, task, drop_noisy) for record in records]
+    return [record for record in filtered if record.lesions]
+
+
 def select_records(
     records: Sequence[KeySliceRecord],
     split: str,
@@ -71,10 +80,7 @@ def select_records(
     """The key slices (with the lesions the task uses) of one split; slices left without lesions
     are dropped."""
     check_split(split)
-    if task not in ("binary", "types"):
-        raise DataError(f"task must be 'binary' or 'types', got {task!r}")
-    filtered = [filter_lesions(record, task, drop_noisy) for record in records]
-    filtered = [record for record in filtered if record.lesions]
+    filtered = task_records(records, task, drop_noisy)
     if task == "binary":
         code = SPLIT_CODES[split]
         return [record for record in filtered if record.split == code]

@@ -71,8 +71,13 @@ def parameter_checksum(module: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
-def wrap_data_parallel(model: torch.nn.Module, context: DistributedContext, norm: str) -> torch.nn.Module:
-    """Under torchrun: synchronised SN statistics and DistributedDataParallel; otherwise ``model``."""
+def wrap_data_parallel(
+    model: torch.nn.Module, context: DistributedContext, norm: str, parameters_may_go_unused: bool = False
+) -> torch.nn.Module:
+    """Under torchrun: synchronised SN statistics and DistributedDataParallel; otherwise ``model``.
+
+    ``parameters_may_go_unused``: some parameters get no gradient in a step (a sampled search path).
+    """
     if not context.distributed:
         return model
     from fsd.nn import convert_sync_switchnorm
@@ -81,7 +86,7 @@ def wrap_data_parallel(model: torch.nn.Module, context: DistributedContext, norm
         convert_sync_switchnorm(model),
         device_ids=[context.device.index] if context.device.type == "cuda" else None,
         # frozen sparse-switchable layers stop giving their mixing logits gradients
-        find_unused_parameters=norm == "ssn",
+        find_unused_parameters=norm == "ssn" or parameters_may_go_unused,
     )
 
 

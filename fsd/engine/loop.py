@@ -132,6 +132,7 @@ class TrainingLoop:
         context: DistributedContext,
         progress: bool,
         frozen_from_weight_step: frozenset[int] = frozenset(),
+        parameters_may_go_unused: bool = False,
     ) -> None:
         self.config = config
         self.architecture = architecture
@@ -145,7 +146,7 @@ class TrainingLoop:
         self.optimizer = recipe.optimizer_for(model, exclude=frozen_from_weight_step)
         #: what the weight step clips, in the model's parameter order
         self.weights = [p for p in model.parameters() if id(p) not in frozen_from_weight_step]
-        self.model = wrap_data_parallel(model, context, detector_config.model.norm)
+        self.model = wrap_data_parallel(model, context, detector_config.model.norm, parameters_may_go_unused)
         self.batches = EpochBatches(
             dataset, config.train.augment, config.seed, recipe.batch_size, context, config.data.num_workers, config.seed
         )
@@ -165,6 +166,9 @@ class TrainingLoop:
     def open_logs(self, resume_iteration: int | None) -> None:
         """Open the run's own logs besides the metrics log (``resume_iteration``: cut back to it)."""
 
+    def before_step(self) -> None:
+        """Before each weight step."""
+
     def after_step(self, record: dict[str, Any]) -> None:
         """After each weight step, with the record about to be logged (may add to it)."""
 
@@ -181,10 +185,11 @@ class TrainingLoop:
         """On rank 0, once the run is complete and every rank holds the same weights."""
 
     # -- checkpoints -------------------------------------------------------------------------
-    def checkpoint(self) -> Checkpoint:
+    def checkpoint(self, weights: dict[str, torch.Tensor] | None = None) -> Checkpoint:
+        """The run's checkpoint (``weights``: another state of the network, e.g. recalibrated)."""
         return Checkpoint(
             kind=self.kind,
-            model=self.network.state_dict(),
+            model=weights if weights is not None else self.network.state_dict(),
             optimizer=self.optimizer.state_dict(),
             architecture=self.architecture,
             detector_config=self.detector_config,
@@ -196,10 +201,10 @@ class TrainingLoop:
             extra=self.extra_state(),
         )
 
-    def save(self, name: str) -> Path:
+    def save(self, name: str, weights: dict[str, torch.Tensor] | None = None) -> Path:
         path = self.out_dir / name
         if self.context.is_main:
-            save_checkpoint(self.checkpoint(), path)
+            save_checkpoint(self.checkpoint(weights), path)
         return path
 
     def restore(self, path: Path) -> None:
@@ -268,6 +273,7 @@ class TrainingLoop:
                 for batch in self.batches.loader(position.epoch, position.batch_in_epoch):
                     if position.batch_in_epoch >= self.iters_per_epoch:
                         break
+                    self.before_step()
                     record = self.weight_step(batch)
                     self.after_step(record)
                     position.iteration += 1

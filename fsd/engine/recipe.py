@@ -57,13 +57,13 @@ class Recipe:
     def for_search(cls, search: SearchSection) -> Recipe:
         """The supernet's weight recipe (the architecture weights have their own optimizer)."""
         return cls(
-            optimizer="sgd",
+            optimizer=search.weight_optimizer,
             lr=search.weight_lr,
             momentum=search.weight_momentum,
             weight_decay=search.weight_decay,
             norm_mix_lr_scale=1.0,
-            warmup_iters=0,
-            min_lr_ratio=0.05,
+            warmup_iters=search.weight_warmup_iters,
+            min_lr_ratio=search.weight_min_lr_ratio,
             grad_clip=search.grad_clip,
             amp=False,
             epochs=search.epochs,

@@ -20,6 +20,7 @@ from fsd.models.baselines import BASELINES, ResNetBody, baseline_box_head
 from fsd.models.detector import LesionDetector
 from fsd.models.detector_config import DetectorConfig
 from fsd.models.genotype import Genotype, genotype_from_dict
+from fsd.models.graph import SlicePositionHead
 from fsd.models.head_cell import derived_head
 from fsd.models.neck import LEVEL_NAMES, FeaturePyramid
 from fsd.models.predictor import BoxPredictor, GraphBoxPredictor
@@ -55,12 +56,15 @@ def assemble_detector(
     graph predictor when ``model.graph.enabled``, its type adjacency from ``type_prior``)."""
     model = config.model
     roi = model.roi
+    #: the multi-type task trains the auxiliary heads, with the graph on or off
+    auxiliary = config.num_classes > 1
     if model.graph.enabled:
         predictor: nn.Module = GraphBoxPredictor(
             head_dim, config.num_classes, model.graph.hidden, type_prior=type_prior, prior_weight=model.graph.prior_weight
         )
     else:
-        predictor = BoxPredictor(head_dim, config.num_classes)
+        predictor = BoxPredictor(head_dim, config.num_classes, auxiliary=auxiliary)
+    slice_position: nn.Module = SlicePositionHead(neck.out_channels, model.graph.hidden) if auxiliary or model.graph.enabled else nn.Identity()
     roi_heads = LesionRoIHeads(
         box_roi_pool=_roi_pool(config),
         box_head=box_head,
@@ -73,6 +77,8 @@ def assemble_detector(
         score_thresh=roi.score_thresh,
         nms_thresh=roi.nms_thresh,
         detections_per_img=roi.detections_per_img,
+        context_size=model.graph.context_size,
+        slice_position=slice_position,
     )
     transform = BatchImages(
         config.in_channels,
@@ -81,6 +87,7 @@ def assemble_detector(
         config.image_std,
         body_threshold=config.body_threshold,
         find_bodies=model.graph.enabled,
+        pixel_spacing_mm=config.pixel_spacing_mm,
     )
     return LesionDetector(transform, backbone, neck, build_rpn(config, neck.out_channels), roi_heads)
 

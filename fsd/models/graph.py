@@ -2,19 +2,25 @@
 
 Three parts, all permutation-equivariant over the proposals of an image:
 
-1. Region awareness: every RoI's centre and size relative to the patient's body (found in the
-   model input by thresholding the key slice, as DeepLesion's Normalized_lesion_location does)
-   are embedded and added to its feature: a liver lesion and a lung nodule live in different
-   places of the body.
-2. Proposal graph: RoIs of one image exchange messages along edges weighted by appearance
-   affinity (scaled dot product) plus a learned function of their geometry (centre distance,
-   overlap, relative position and size).
-3. Lesion-type graph: 8 type nodes embedded from the base classifier's weights, connected by an
-   adjacency initialised from a training-set prior given when the model is built
-   (:func:`fsd.data.type_prior.type_prior_from_records`: co-occurrence in a patient and
-   similarity of body location) and refined by learning; each RoI
-   attends to the propagated type nodes and the attended feature joins the RoI feature in the
-   final classifier.
+1. Region awareness: every RoI's centre and size relative to the patient's body box (found in
+   the model input without the scanner table, :mod:`fsd.models.body`) and the slice's position
+   along the body (estimated from the image, :class:`SlicePositionHead`), as DeepLesion's
+   Normalized_lesion_location describes a lesion, are embedded and added to its feature: a liver
+   lesion and a lung nodule live in different places of the body.
+2. Proposal graph: each RoI receives messages from the image's *context set* along edges
+   weighted by appearance affinity (scaled dot product) plus a learned function of their
+   geometry (centre distance, overlap, relative position and size). The context set is the
+   same in training and at test time: the image's top-scoring RPN proposals (at test time the
+   RoIs are those proposals; in training the sampled RoIs attend to them).
+3. Lesion-type graph: 8 type nodes embedded from the base classifier's weights, conditioned on
+   the image (a gate from the mean context feature), connected by an adjacency initialised
+   from a training-set prior given when the model is built
+   (:func:`fsd.data.type_prior.type_prior_from_records`) and refined by learning; each RoI
+   attends to its image's propagated type nodes and the attended feature joins the RoI feature
+   in the final classifier.
+
+Every residual branch starts at zero (its last layer is zero-initialised), so an untrained
+graph passes the RoI features through unchanged and the graph learns what it adds.
 """
 
 from __future__ import annotations
@@ -26,36 +32,69 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import box_iou
 
+#: region features per RoI: centre x, y and width, height relative to the body, slice position z
+REGION_FEATURES = 5
 
-def region_features(proposals: torch.Tensor, body: torch.Tensor) -> torch.Tensor:
-    """(R, 4) features: centre x, y normalised to the body box, width and height relative to it."""
+
+def zero_last_layer(layer: nn.Linear) -> nn.Linear:
+    """Zero a residual branch's last layer, so the branch starts as "add nothing"."""
+    nn.init.zeros_(layer.weight)
+    if layer.bias is not None:
+        nn.init.zeros_(layer.bias)
+    return layer
+
+
+def region_features(proposals: torch.Tensor, body: torch.Tensor, slice_z: torch.Tensor) -> torch.Tensor:
+    """(R, 5) features: centre x, y normalised to the body box, width and height relative to it,
+    and the slice's position along the body (0 head end, 1 feet end) for every RoI."""
     body_w = (body[2] - body[0]).clamp(min=1.0)
     body_h = (body[3] - body[1]).clamp(min=1.0)
     cx = ((proposals[:, 0] + proposals[:, 2]) * 0.5 - body[0]) / body_w
     cy = ((proposals[:, 1] + proposals[:, 3]) * 0.5 - body[1]) / body_h
     w = (proposals[:, 2] - proposals[:, 0]) / body_w
     h = (proposals[:, 3] - proposals[:, 1]) / body_h
-    return torch.stack([cx, cy, w, h], dim=1).clamp(-0.5, 1.5)
+    z = slice_z.reshape(1).expand(proposals.shape[0])
+    return torch.stack([cx, cy, w, h, z], dim=1).clamp(-0.5, 1.5)
 
 
-def pair_geometry(proposals: torch.Tensor, body: torch.Tensor) -> torch.Tensor:
-    """(R, R, 6) pairwise geometry: log relative offsets, log size ratios, IoU, centre distance."""
-    widths = (proposals[:, 2] - proposals[:, 0]).clamp(min=1.0)
-    heights = (proposals[:, 3] - proposals[:, 1]).clamp(min=1.0)
-    cx = (proposals[:, 0] + proposals[:, 2]) * 0.5
-    cy = (proposals[:, 1] + proposals[:, 3]) * 0.5
-    dx = torch.log((cx[None, :] - cx[:, None]).abs() / widths[:, None] + 1.0)
-    dy = torch.log((cy[None, :] - cy[:, None]).abs() / heights[:, None] + 1.0)
-    dw = torch.log(widths[None, :] / widths[:, None])
-    dh = torch.log(heights[None, :] / heights[:, None])
-    iou = box_iou(proposals, proposals)
+def pair_geometry(queries: torch.Tensor, context: torch.Tensor, body: torch.Tensor) -> torch.Tensor:
+    """(Q, C, 6) geometry of each query box to each context box: log relative offsets, log size
+    ratios, IoU, centre distance over the body diagonal."""
+    q_w = (queries[:, 2] - queries[:, 0]).clamp(min=1.0)
+    q_h = (queries[:, 3] - queries[:, 1]).clamp(min=1.0)
+    c_w = (context[:, 2] - context[:, 0]).clamp(min=1.0)
+    c_h = (context[:, 3] - context[:, 1]).clamp(min=1.0)
+    q_x = (queries[:, 0] + queries[:, 2]) * 0.5
+    q_y = (queries[:, 1] + queries[:, 3]) * 0.5
+    c_x = (context[:, 0] + context[:, 2]) * 0.5
+    c_y = (context[:, 1] + context[:, 3]) * 0.5
+    dx = torch.log((c_x[None, :] - q_x[:, None]).abs() / q_w[:, None] + 1.0)
+    dy = torch.log((c_y[None, :] - q_y[:, None]).abs() / q_h[:, None] + 1.0)
+    dw = torch.log(c_w[None, :] / q_w[:, None])
+    dh = torch.log(c_h[None, :] / q_h[:, None])
+    iou = box_iou(queries, context)
     diagonal = torch.sqrt((body[2] - body[0]) ** 2 + (body[3] - body[1]) ** 2).clamp(min=1.0)
-    distance = torch.sqrt((cx[None, :] - cx[:, None]) ** 2 + (cy[None, :] - cy[:, None]) ** 2) / diagonal
+    distance = torch.sqrt((c_x[None, :] - q_x[:, None]) ** 2 + (c_y[None, :] - q_y[:, None]) ** 2) / diagonal
     return torch.stack([dx, dy, dw, dh, iou, distance], dim=2)
 
 
+class SlicePositionHead(nn.Module):
+    """The key slice's position along the body (sigmoid, 0 head end .. 1 feet end), from the
+    average of the coarsest pyramid level: what DeepLesion's normalised z of the slice's lesions
+    says, predicted from the image so that inference needs no input beyond the pixels."""
+
+    def __init__(self, channels: int, hidden: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(channels, hidden)
+        self.fc2 = nn.Linear(hidden, 1)
+
+    def forward(self, coarsest: torch.Tensor) -> torch.Tensor:
+        pooled = coarsest.mean(dim=(2, 3))
+        return torch.sigmoid(self.fc2(F.relu(self.fc1(pooled)))).squeeze(1)
+
+
 class ProposalGraph(nn.Module):
-    """One round of attention-style message passing among the RoIs of an image."""
+    """One round of attention-style message passing from an image's context RoIs to its RoIs."""
 
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
@@ -63,30 +102,33 @@ class ProposalGraph(nn.Module):
         self.key = nn.Linear(dim, hidden)
         self.value = nn.Linear(dim, hidden)
         self.geometry = nn.Sequential(nn.Linear(6, 16), nn.ReLU(inplace=True), nn.Linear(16, 1))
-        self.out = nn.Linear(hidden, dim)
+        self.out = zero_last_layer(nn.Linear(hidden, dim))
         self.scale = 1.0 / math.sqrt(hidden)
 
-    def forward(self, features: torch.Tensor, proposals: torch.Tensor, body: torch.Tensor) -> torch.Tensor:
-        if features.shape[0] == 0:
-            return features
-        affinity = (self.query(features) @ self.key(features).t()) * self.scale
-        geometric = self.geometry(pair_geometry(proposals, body)).squeeze(2)
+    def forward(
+        self, queries: torch.Tensor, query_boxes: torch.Tensor, context: torch.Tensor, context_boxes: torch.Tensor, body: torch.Tensor
+    ) -> torch.Tensor:
+        if queries.shape[0] == 0 or context.shape[0] == 0:
+            return queries
+        affinity = (self.query(queries) @ self.key(context).t()) * self.scale
+        geometric = self.geometry(pair_geometry(query_boxes, context_boxes, body)).squeeze(2)
         weights = torch.softmax(affinity + geometric, dim=1)
-        message = weights @ self.value(features)
-        return features + F.relu(self.out(message))
+        message = weights @ self.value(context)
+        return queries + F.relu(self.out(message))
 
 
 class TypeGraph(nn.Module):
-    """Lesion-type nodes from classifier weights, a learnable prior-initialised adjacency, and
-    RoI-to-type attention."""
+    """Lesion-type nodes from classifier weights, gated by the image, a learnable prior-initialised
+    adjacency, and RoI-to-type attention."""
 
     def __init__(self, dim: int, hidden: int, num_types: int) -> None:
         super().__init__()
         self.num_types = num_types
         self.embed = nn.Linear(dim, hidden)
-        self.propagate = nn.Linear(hidden, hidden)
+        self.image_gate = nn.Linear(dim, num_types)
+        self.propagate = zero_last_layer(nn.Linear(hidden, hidden))
         self.attend = nn.Linear(dim, hidden)
-        self.out = nn.Linear(hidden, dim)
+        self.out = zero_last_layer(nn.Linear(hidden, dim))
         self.adjacency_logits = nn.Parameter(torch.zeros(num_types, num_types))
         self.register_buffer("prior", torch.full((num_types, num_types), 1.0 / num_types))
         self.scale = 1.0 / math.sqrt(hidden)
@@ -104,29 +146,48 @@ class TypeGraph(nn.Module):
     def adjacency(self) -> torch.Tensor:
         return torch.softmax(self.adjacency_logits, dim=1)
 
-    def forward(self, features: torch.Tensor, classifier_weight: torch.Tensor) -> torch.Tensor:
-        nodes = self.embed(classifier_weight[1:])
+    def forward(self, features: torch.Tensor, image_context: torch.Tensor, classifier_weight: torch.Tensor) -> torch.Tensor:
+        """``features`` (R, D) of one image's RoIs, ``image_context`` (D,) that image's summary."""
+        gate = 2.0 * torch.sigmoid(self.image_gate(image_context))  # 1 at init (zero input mean aside)
+        nodes = self.embed(classifier_weight[1:]) * gate[:, None]
         nodes = nodes + F.relu(self.propagate(self.adjacency() @ nodes))
         attention = torch.softmax((self.attend(features) @ nodes.t()) * self.scale, dim=1)
         return self.out(attention @ nodes)
 
 
 class RegionAwareGraph(nn.Module):
-    """Region embedding + proposal graph, applied image by image."""
+    """Region embedding + proposal graph, image by image; also returns each image's mean context
+    feature (the type graph's image summary)."""
 
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
-        self.region = nn.Sequential(nn.Linear(4, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, dim))
+        self.region = nn.Sequential(nn.Linear(REGION_FEATURES, hidden), nn.ReLU(inplace=True), zero_last_layer(nn.Linear(hidden, dim)))
         self.proposal_graph = ProposalGraph(dim, hidden)
 
-    def forward(self, features: torch.Tensor, proposals: list[torch.Tensor], bodies: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        queries: torch.Tensor,
+        query_boxes: list[torch.Tensor],
+        context: torch.Tensor,
+        context_boxes: list[torch.Tensor],
+        bodies: torch.Tensor,
+        slice_z: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         outputs: list[torch.Tensor] = []
-        start = 0
-        for index, boxes in enumerate(proposals):
-            count = boxes.shape[0]
-            chunk = features[start : start + count]
+        summaries: list[torch.Tensor] = []
+        query_start = 0
+        context_start = 0
+        for index in range(len(query_boxes)):
+            boxes = query_boxes[index]
+            others = context_boxes[index]
             body = bodies[index]
-            chunk = chunk + self.region(region_features(boxes, body))
-            outputs.append(self.proposal_graph(chunk, boxes, body))
-            start += count
-        return torch.cat(outputs, dim=0)
+            z = slice_z[index]
+            chunk = queries[query_start : query_start + boxes.shape[0]]
+            chunk = chunk + self.region(region_features(boxes, body, z))
+            around = context[context_start : context_start + others.shape[0]]
+            around = around + self.region(region_features(others, body, z))
+            outputs.append(self.proposal_graph(chunk, boxes, around, others, body))
+            summaries.append(around.mean(dim=0) if around.shape[0] > 0 else queries.new_zeros((queries.shape[1],)))
+            query_start += boxes.shape[0]
+            context_start += others.shape[0]
+        return torch.cat(outputs, dim=0), torch.stack(summaries)

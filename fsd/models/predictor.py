@@ -3,8 +3,14 @@
 ``BoxPredictor`` is the plain linear predictor; ``GraphBoxPredictor`` adds the region-aware
 graph (see :mod:`fsd.models.graph`): a base classifier on the graph-enhanced RoI features whose
 weights embed the type nodes, and a final classifier on the RoI feature joined with what it
-attended to among the types. Both return ``(class_logits, box_deltas, auxiliary_logits)``; the
-auxiliary logits are empty for the plain predictor.
+attended to among the types. Boxes are regressed from the RoI features before the graph in
+both, and both return ``(class_logits, box_deltas, auxiliary_logits)``; with ``auxiliary`` (the
+multi-type task) both have the auxiliary base classifier, so graph on and off train with the
+same losses, otherwise its logits are empty.
+
+Inputs: the RoI features (R, D) and boxes per image (the RoIs to classify), the image's context
+RoIs' features and boxes (the graph's nodes; the RoIs themselves at test time), the body boxes
+(B, 4) and the slice positions (B,).
 """
 
 from __future__ import annotations
@@ -16,15 +22,25 @@ from fsd.models.graph import RegionAwareGraph, TypeGraph
 
 
 class BoxPredictor(nn.Module):
-    def __init__(self, in_features: int, num_classes: int) -> None:
+    def __init__(self, in_features: int, num_classes: int, auxiliary: bool = False) -> None:
         super().__init__()
+        self.uses_context = False
+        self.auxiliary = auxiliary
         self.cls_score = nn.Linear(in_features, num_classes + 1)
         self.bbox_pred = nn.Linear(in_features, 4)
+        self.cls_base: nn.Module = nn.Linear(in_features, num_classes + 1) if auxiliary else nn.Identity()
 
     def forward(
-        self, features: torch.Tensor, proposals: list[torch.Tensor], bodies: torch.Tensor
+        self,
+        features: torch.Tensor,
+        proposals: list[torch.Tensor],
+        context: torch.Tensor,
+        context_boxes: list[torch.Tensor],
+        bodies: torch.Tensor,
+        slice_z: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return self.cls_score(features), self.bbox_pred(features), features.new_zeros((0,))
+        auxiliary = self.cls_base(features) if self.auxiliary else features.new_zeros((0,))
+        return self.cls_score(features), self.bbox_pred(features), auxiliary
 
 
 class GraphBoxPredictor(nn.Module):
@@ -40,19 +56,32 @@ class GraphBoxPredictor(nn.Module):
         prior_weight: float = 1.0,
     ) -> None:
         super().__init__()
+        self.uses_context = True
+        self.auxiliary = True
         self.region_graph = RegionAwareGraph(in_features, hidden)
         self.cls_base = nn.Linear(in_features, num_classes + 1)
         self.type_graph = TypeGraph(in_features, hidden, num_classes)
-        if type_prior is not None:
-            self.type_graph.set_prior(type_prior, prior_weight)
         self.cls_score = nn.Linear(2 * in_features, num_classes + 1)
         self.bbox_pred = nn.Linear(in_features, 4)
+        if type_prior is not None:
+            self.type_graph.set_prior(type_prior, prior_weight)
 
     def forward(
-        self, features: torch.Tensor, proposals: list[torch.Tensor], bodies: torch.Tensor
+        self,
+        features: torch.Tensor,
+        proposals: list[torch.Tensor],
+        context: torch.Tensor,
+        context_boxes: list[torch.Tensor],
+        bodies: torch.Tensor,
+        slice_z: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        enhanced = self.region_graph(features, proposals, bodies)
+        enhanced, summaries = self.region_graph(features, proposals, context, context_boxes, bodies, slice_z)
         base_logits = self.cls_base(enhanced)
-        typed = self.type_graph(enhanced, self.cls_base.weight)
-        logits = self.cls_score(torch.cat([enhanced, typed], dim=1))
-        return logits, self.bbox_pred(enhanced), base_logits
+        typed: list[torch.Tensor] = []
+        start = 0
+        for index in range(len(proposals)):
+            count = proposals[index].shape[0]
+            typed.append(self.type_graph(enhanced[start : start + count], summaries[index], self.cls_base.weight))
+            start += count
+        logits = self.cls_score(torch.cat([enhanced, torch.cat(typed, dim=0)], dim=1))
+        return logits, self.bbox_pred(features), base_logits

@@ -5,6 +5,14 @@ Lesion detection is class-agnostic first (DeepLesion's metric) and typed second,
 regresses one box per RoI and classifies it into background + K types. A detection's ``score`` is
 1 - P(background), its ``labels`` the most likely type and ``type_scores`` the type probabilities
 given that it is a lesion. NMS is class-agnostic.
+
+For the region-aware graph the heads also give the predictor each image's context RoIs: the
+top ``context_size`` RPN proposals, in training as at test time (at test time they are the
+leading RoIs themselves; in training their features come from the same box-head call as the
+sampled RoIs').
+With the auxiliary heads (the multi-type task, graph on or off) a slice-position head predicts
+the key slice's position along the body from the coarsest pyramid level, trained on the
+targets' ``slice_z`` and given to the predictor; the auxiliary classifier's loss joins too.
 """
 
 from __future__ import annotations
@@ -38,7 +46,10 @@ class LesionRoIHeads(nn.Module):
         score_thresh: float,
         nms_thresh: float,
         detections_per_img: int,
+        context_size: int,
+        slice_position: nn.Module,
         auxiliary_loss_weight: float = 0.5,
+        slice_position_loss_weight: float = 0.5,
     ) -> None:
         super().__init__()
         self.box_roi_pool = box_roi_pool
@@ -51,7 +62,10 @@ class LesionRoIHeads(nn.Module):
         self.score_thresh = score_thresh
         self.nms_thresh = nms_thresh
         self.detections_per_img = detections_per_img
+        self.context_size = context_size
+        self.slice_position = slice_position
         self.auxiliary_loss_weight = auxiliary_loss_weight
+        self.slice_position_loss_weight = slice_position_loss_weight
 
     def select_training_samples(
         self, proposals: list[torch.Tensor], targets: list[dict[str, torch.Tensor]]
@@ -106,6 +120,44 @@ class LesionRoIHeads(nn.Module):
             losses["loss_classifier_base"] = self.auxiliary_loss_weight * F.cross_entropy(auxiliary_logits, all_labels)
         return losses
 
+    def slice_position_loss(self, predicted: torch.Tensor, targets: list[dict[str, torch.Tensor]]) -> torch.Tensor:
+        """Smooth L1 between the predicted and the annotated slice position, over the images that have one."""
+        values: list[torch.Tensor] = []
+        for index, target in enumerate(targets):
+            if "slice_z" in target:
+                values.append(F.smooth_l1_loss(predicted[index], target["slice_z"].reshape(()).to(predicted.dtype), beta=0.05))
+        if len(values) == 0:
+            return predicted.sum() * 0.0
+        return self.slice_position_loss_weight * torch.stack(values).mean()
+
+    def _leading_rows(self, boxes: list[torch.Tensor], count: int, device: torch.device) -> torch.Tensor:
+        """Row indices of each image's first ``count`` boxes in the concatenation of ``boxes``."""
+        rows: list[torch.Tensor] = []
+        start = 0
+        for image_boxes in boxes:
+            rows.append(torch.arange(start, start + min(count, image_boxes.shape[0]), device=device))
+            start += image_boxes.shape[0]
+        return torch.cat(rows)
+
+    def _features_with_context(
+        self,
+        features: dict[str, torch.Tensor],
+        rois: list[torch.Tensor],
+        context: list[torch.Tensor],
+        image_sizes: list[tuple[int, int]],
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Box-head features of the RoIs and of the context RoIs from one box-head call."""
+        joined = [torch.cat([r, c]) for r, c in zip(rois, context)]
+        head = self.box_head(self.box_roi_pool(features, joined, image_sizes))
+        roi_rows: list[torch.Tensor] = []
+        context_rows: list[torch.Tensor] = []
+        start = 0
+        for r, c in zip(rois, context):
+            roi_rows.append(torch.arange(start, start + r.shape[0], device=head.device))
+            context_rows.append(torch.arange(start + r.shape[0], start + r.shape[0] + c.shape[0], device=head.device))
+            start += r.shape[0] + c.shape[0]
+        return head[torch.cat(roi_rows)], head[torch.cat(context_rows)]
+
     def postprocess(
         self,
         class_logits: torch.Tensor,
@@ -146,13 +198,27 @@ class LesionRoIHeads(nn.Module):
     ) -> tuple[list[dict[str, torch.Tensor]], dict[str, torch.Tensor]]:
         labels: list[torch.Tensor] = []
         regression_targets: list[torch.Tensor] = []
+        context = [p[: self.context_size] for p in proposals]
+        rois = proposals
         if self.training:
             if targets is None:
                 raise ValueError("training needs targets")
-            proposals, labels, regression_targets = self.select_training_samples(proposals, targets)
-        pooled = self.box_roi_pool(features, proposals, image_sizes)
-        box_features = self.box_head(pooled)
-        class_logits, box_deltas, auxiliary_logits = self.box_predictor(box_features, proposals, bodies)
+            rois, labels, regression_targets = self.select_training_samples(proposals, targets)
+        if self.training and self.box_predictor.uses_context:
+            box_features, context_features = self._features_with_context(features, rois, context, image_sizes)
+        else:
+            box_features = self.box_head(self.box_roi_pool(features, rois, image_sizes))
+            context_features = box_features[self._leading_rows(rois, self.context_size, box_features.device)]
+        slice_z = bodies.new_zeros((bodies.shape[0],))
+        if self.box_predictor.auxiliary:
+            slice_z = self.slice_position(features["p5"])  # a SlicePositionHead whenever auxiliary
+        class_logits, box_deltas, auxiliary_logits = self.box_predictor(
+            box_features, rois, context_features, context, bodies, slice_z.detach()
+        )
         if self.training:
-            return [], self.losses(class_logits, box_deltas, auxiliary_logits, labels, regression_targets)
-        return self.postprocess(class_logits, box_deltas, proposals, image_sizes), {}
+            assert targets is not None
+            losses = self.losses(class_logits, box_deltas, auxiliary_logits, labels, regression_targets)
+            if self.box_predictor.auxiliary:
+                losses["loss_slice_position"] = self.slice_position_loss(slice_z, targets)
+            return [], losses
+        return self.postprocess(class_logits, box_deltas, rois, image_sizes), {}

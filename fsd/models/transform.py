@@ -11,19 +11,27 @@ import torch
 from torch import nn
 from torchvision.models.detection.image_list import ImageList
 
-from fsd.models.body import body_boxes
+from fsd.models.body import body_boxes, opening_size_px
 
 
 class BatchImages(nn.Module):
     """Normalise ``(x - mean) / std`` and pad a list of (C, H, W) images into one batch tensor.
 
     Returns the batch and, per image, the body box (x1, y1, x2, y2) of the key slice's pixels
-    above ``body_threshold`` (in windowed units, like the input) when ``find_bodies`` is set, or
-    zeros when no part of the model needs it.
+    above ``body_threshold`` (in windowed units, like the input) without the scanner table
+    (:mod:`fsd.models.body`) when ``find_bodies`` is set, or zeros when no part of the model
+    needs it.
     """
 
     def __init__(
-        self, in_channels: int, size_divisible: int, mean: float, std: float, body_threshold: float, find_bodies: bool
+        self,
+        in_channels: int,
+        size_divisible: int,
+        mean: float,
+        std: float,
+        body_threshold: float,
+        find_bodies: bool,
+        pixel_spacing_mm: float = 0.8,
     ) -> None:
         super().__init__()
         self.in_channels = in_channels
@@ -33,6 +41,7 @@ class BatchImages(nn.Module):
         self.body_threshold = (body_threshold - mean) / std
         self.body_channel = in_channels // 2
         self.find_bodies = find_bodies
+        self.body_opening_px = opening_size_px(pixel_spacing_mm)
 
     def forward(self, images: list[torch.Tensor]) -> tuple[ImageList, torch.Tensor]:
         if len(images) == 0:
@@ -58,7 +67,7 @@ class BatchImages(nn.Module):
             batch[index, :, :height, :width].copy_((image - self.mean) / self.std)
             sizes.append((height, width))
         if self.find_bodies:
-            bodies = body_boxes(batch, sizes, self.body_threshold, self.body_channel)
+            bodies = body_boxes(batch, sizes, self.body_threshold, self.body_channel, self.body_opening_px)
         else:
             bodies = batch.new_zeros((len(images), 4))
         return ImageList(batch, sizes), bodies

@@ -57,6 +57,41 @@ def test_mixed_op_is_the_weighted_sum_of_candidates(partial: int, stride: int, c
         assert mixed.partial == 4 and mixed.candidates[0].conv.in_channels == c_in // 4
 
 
+def test_a_sampled_step_runs_one_candidate_and_still_moves_every_alpha():
+    torch.manual_seed(0)
+    mixed = MixedOp(OPS, 16, 16, 1, "bn").train()
+    calls = [0] * len(OPS)
+    for index, op in enumerate(mixed.candidates):
+        op.register_forward_hook(lambda module, args, output, index=index: calls.__setitem__(index, calls[index] + 1))
+    mixed.draw(torch.Generator().manual_seed(3), tau=1.0)
+    x = torch.randn(2, 16, 8, 8)
+    y = mixed(x)
+    assert sum(calls) == 1, "one candidate runs"
+    chosen = calls.index(1)
+    assert chosen == int(torch.argmax(mixed.alpha.detach() + mixed.gumbel))
+    assert torch.allclose(y, mixed.candidates[chosen](x), atol=1e-6), "the hard weight is 1 in value"
+    y.square().mean().backward()
+    assert mixed.alpha.grad is not None and bool((mixed.alpha.grad != 0).all()), "straight-through gradient reaches every alpha"
+    mixed.draw(None, 1.0)
+    assert mixed.gumbel is None and torch.allclose(mixed(x), sum(w * op(x) for w, op in zip(mixed.weights(), mixed.candidates)))
+
+
+def test_paths_follow_the_alphas_and_the_generator():
+    mixed = MixedOp(OPS, 8, 8, 1, "bn")
+    with torch.no_grad():
+        mixed.alpha.copy_(torch.tensor([0.0, 0.0, 8.0, 0.0]))
+    picks = []
+    for seed in range(40):
+        mixed.draw(torch.Generator().manual_seed(seed), tau=1.0)
+        picks.append(int(torch.argmax(mixed.alpha.detach() + mixed.gumbel)))
+    assert picks.count(2) >= 36, "a strong alpha is drawn almost always"
+    again = []
+    for seed in range(40):
+        mixed.draw(torch.Generator().manual_seed(seed), tau=1.0)
+        again.append(int(torch.argmax(mixed.alpha.detach() + mixed.gumbel)))
+    assert picks == again
+
+
 def test_expected_parameters_follow_the_alphas_and_are_differentiable():
     mixed = MixedOp(OPS, 16, 16, 1, "bn")
     full = [count_parameters(build_op(name, 16, 16, 1, "bn")) for name in OPS]
@@ -127,3 +162,36 @@ def test_random_and_derived_genotypes_build():
         assert sum(op == "skip" for op in genotype.backbone_ops) <= config.search.max_parameter_free_backbone
         model = build_detector(genotype, tiny_detector_config())
         assert sum(p.numel() for p in model.parameters()) > 0
+
+
+def test_evolution_keeps_the_best_scored_candidate_within_the_budget():
+    from search.selection import Evolution, genotype_choices, random_median_parameters
+
+    space = tiny_space()
+    config = tiny_detector_config()
+    budget = random_median_parameters(space, config, max_parameter_free=1, samples=16)
+    uniform = [[1.0] * len(space.backbone_ops)] * 5 + [[1.0] * len(space.head_ops)] * 3
+    evolution = Evolution(space, config, uniform, max_parameter_free=1, budget=budget, seed=0)
+    derived = random_genotype(FsdConfig.model_validate({"search": {"space": space.model_dump(), "max_parameter_free_backbone": 1}}), 3)
+    # a score the selection can only learn by evaluating: prefers conv_3x3 in the backbone
+    conv = space.backbone_ops.index("conv_3x3")
+    chosen = evolution.run(derived, population=6, generations=2, mutation=0.5, score=lambda c: sum(x == conv for x in c.choices[:5]) / 5)
+    assert chosen.parameters <= budget
+    scored = [evolution.candidates[c] for c in evolution.scores]
+    assert all(c.parameters <= budget for c in scored), "over-budget candidates are never evaluated"
+    assert evolution.scores[chosen.choices] == max(evolution.scores.values())
+    assert len(evolution.scores) > 6, "generations add mutated candidates"
+    assert genotype_choices(chosen.genotype, space) == chosen.choices
+    strided = [0, 1, 3, 4]  # first block of each stage: never a skip (derivation guard)
+    assert all(space.backbone_ops[chosen.choices[i]] != "skip" for i in strided)
+
+
+def test_a_fixed_path_runs_only_the_chosen_candidate():
+    from search.selection import fix_path
+
+    mixed = MixedOp(OPS, 8, 8, 1, "bn").eval()
+    x = torch.randn(1, 8, 6, 6)
+    fix_path([mixed], (2,))
+    assert torch.equal(mixed(x), mixed.candidates[2](x))
+    fix_path([mixed], None)
+    assert mixed.fixed is None

@@ -94,6 +94,16 @@ def test_killed_search_resumes_to_the_uninterrupted_alphas_and_weights(search_da
         assert torch.equal(expected[name], actual[name]), name
     alphas = [[(r["iteration"], r["backbone"], r["head"]) for r in read_log(run / "alphas.jsonl")] for run in (tmp_path / "reference", killed)]
     assert alphas[0] == alphas[1] and len(alphas[0]) == 3
+    last = read_log(killed / "alphas.jsonl")[-1]
+    assert len(last["entropy"]["backbone"]) == 4 and len(last["margin"]["head"]) == 3
+    assert all(0.0 <= value <= 1.0 for value in last["entropy"]["backbone"] + last["entropy"]["head"])
+    assert last["chosen"]["backbone"] == resumed.genotype.search["alpha_derived"]["backbone"]
+    # the evolutionary selection scored candidates, logged each, and kept the best within the budget
+    evaluated = read_log(killed / "selection.jsonl")
+    chosen = [r for r in evaluated if r["chosen"]]
+    assert len(chosen) == 1 and chosen[0]["score"] == max(r["score"] for r in evaluated if r["parameters"] <= resumed.genotype.search["parameter_budget"])
+    assert chosen[0]["backbone"] == [op for stage in resumed.genotype.stages for op in stage.ops]
+    assert resumed.genotype.search["parameters"] <= resumed.genotype.search["parameter_budget"]
 
 
 @pytest.mark.skipif(not TORCHRUN.exists(), reason="torchrun not installed")

@@ -194,11 +194,13 @@ def test_wado_transcodes_to_implicit_vr_on_request(client, series_uploads):
 def test_kept_srs_are_bounded_in_time_and_memory(client, series_uploads):
     _post(client, [series_uploads[0][1]], Accept="application/dicom")  # makes an SR without keeping it
     sr_bytes = _post(client, [series_uploads[1][1]], Accept="application/dicom").content
+    other_bytes = [_post(client, [data], Accept="application/dicom").content for _, data in series_uploads[2:4]]
     now = [0.0]
-    store = SRStore(max_bytes=2 * len(sr_bytes) + 10, keep_s=60, clock=lambda: now[0])
+    # room for the two later SRs, not for all three
+    store = SRStore(max_bytes=sum(len(b) for b in other_bytes) + 10, keep_s=60, clock=lambda: now[0])
     first = describe_sr(sr_bytes)
     assert store.keep(first)
-    others = [describe_sr(_post(client, [data], Accept="application/dicom").content) for _, data in series_uploads[2:4]]
+    others = [describe_sr(data) for data in other_bytes]
     for other in others:
         now[0] += 1
         assert store.keep(other)

@@ -1,150 +1,244 @@
-"""`fsd bench accuracy`: the searched FSD network against general-purpose and ablated detectors.
+"""`fsd bench accuracy`: the searched FSD network against random architectures, the hand-written
+genotype, general-purpose detectors and ablations, with enough test lesions and seeds to rank them.
 
-On one data set with a held-out test split, every arm trains from scratch with the same schedule
-(the config's ``train`` section) and is evaluated on the test split:
+Every arm trains from scratch with the config's ``train`` section, once per seed, and is scored
+on the val split (where choices are made) and on the test set (where they are only scored):
+the config's ``bench.test_data``, a separate synthetic set whose every key slice counts, or
+else the data set's own test split. Arms:
 
-- ``fsd``: the searched genotype with the config's normalizer (SN);
-- ``resnet50_fpn`` / ``resnet18_fpn``: general-purpose Faster R-CNN baselines (BN, the usual
-  general-purpose choice);
-- ``fsd_bn`` / ``fsd_gn``: the searched network with BN or GN instead of SN at the same
-  images per GPU;
-- ``random``: a random architecture from the same search space;
-- ``types_graph_off`` / ``types_graph_on``: the multi-type task with the region-aware graph
-  module off and on.
+- ``fsd``: the genotype the search found with that seed (one search per seed), SN;
+- ``random``: ``bench.random_genotypes`` architectures drawn from the same space under the same
+  derivation guards, one seed each (their mean, and the best on val);
+- ``default``: the hand-written default genotype;
+- ``resnet18_fpn`` / ``resnet50_fpn``: general-purpose Faster R-CNN (BN, as usual for them);
+- ``fsd_bn`` / ``fsd_gn`` / ``fsd_ssn`` / ``fsd_iln``: the searched genotype with another
+  normalizer at the same images per step;
+- ``types_graph_off`` / ``types_graph_on``: the multi-type task, region-aware graph off and on
+  (the same losses in both).
 
-The search runs once (binary task) and its time is reported. Each arm's directory keeps its
-checkpoints and report, so an interrupted benchmark resumes where it stopped.
+Resumable by arm and seed: each finished cell writes ``cells/<arm>-seed<k>.json`` (its
+metrics, parameters, timing, config and command) and ``.npz`` (every test detection's
+outcome, for the bootstrap) into the results directory, and a re-run skips finished cells, so a
+table can be built over several sittings and the small result files committed. The table and
+figures are then made by :mod:`fsd.cli.bench.accuracy_report`.
 """
 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Sequence
+import shlex
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from fsd.artifacts import load_checkpoint, load_for_inference
 from fsd.cli.data_setup import ensure_data
 from fsd.config import FsdConfig
-from fsd.engine.evaluation import evaluate_model
+from fsd.data.dl_info import read_dl_info
+from fsd.data.splits import task_records
+from fsd.data.synth import generate_dataset
+from fsd.device import resolve_device
+from fsd.engine.datasets import build_dataset
+from fsd.engine.loop import TrainingError
+from fsd.engine.prediction import DatasetPredictions, predict_dataset, score_predictions
 from fsd.engine.trainer import train
 from fsd.errors import FsdError
-from fsd.models import DetectorConfig, architecture_record, build_from_architecture, load_genotype
+from fsd.eval.outcomes import Outcomes
+from fsd.models import (
+    DetectorConfig,
+    architecture_record,
+    build_from_architecture,
+    default_genotype,
+    load_genotype,
+)
 from fsd.models.complexity import count_parameters, forward_flops
+from search.loop import random_genotype, search
 
-ARMS: tuple[str, ...] = ("fsd", "resnet50_fpn", "resnet18_fpn", "fsd_bn", "fsd_gn", "random", "types_graph_off", "types_graph_on")
-ARM_TITLES: dict[str, str] = {
-    "fsd": "FSD (searched, SN)",
-    "resnet50_fpn": "Faster R-CNN R50-FPN",
-    "resnet18_fpn": "Faster R-CNN R18-FPN",
-    "fsd_bn": "FSD with BN",
-    "fsd_gn": "FSD with GN",
-    "random": "random architecture",
-    "types_graph_off": "FSD multi-type, graph off",
-    "types_graph_on": "FSD multi-type, graph on",
+
+@dataclass(frozen=True)
+class Arm:
+    name: str
+    title: str
+    #: "searched", "random", "default", or a baseline name
+    architecture: str
+    task: str = "binary"
+    norm: str | None = None
+    graph: bool = False
+
+
+ARMS: dict[str, Arm] = {
+    arm.name: arm
+    for arm in (
+        Arm("fsd", "FSD, searched (SN)", "searched"),
+        Arm("random", "random architectures (SN)", "random"),
+        Arm("default", "hand-written default genotype (SN)", "default"),
+        Arm("resnet18_fpn", "Faster R-CNN R18-FPN (BN)", "resnet18_fpn", norm="bn"),
+        Arm("resnet50_fpn", "Faster R-CNN R50-FPN (BN)", "resnet50_fpn", norm="bn"),
+        Arm("fsd_bn", "FSD searched, BN", "searched", norm="bn"),
+        Arm("fsd_gn", "FSD searched, GN", "searched", norm="gn"),
+        Arm("fsd_ssn", "FSD searched, sparse SN", "searched", norm="ssn"),
+        Arm("fsd_iln", "FSD searched, ILN", "searched", norm="iln"),
+        Arm("types_graph_off", "FSD multi-type, graph off", "searched", task="types", graph=False),
+        Arm("types_graph_on", "FSD multi-type, graph on", "searched", task="types", graph=True),
+    )
 }
 
 
-@dataclass
-class ArmResult:
-    arm: str
-    report: dict[str, Any]
-    parameters: int
-    gflops: float
-    train_seconds: float
+def arm_seeds(arm: Arm, config: FsdConfig) -> list[int]:
+    """The seeds an arm trains with (for ``random``, genotype k trains with seed k)."""
+    bench = config.bench
+    if arm.architecture == "random":
+        return list(range(bench.random_genotypes))
+    if arm.architecture == "resnet50_fpn":
+        return list(bench.seeds[: bench.resnet50_seeds])
+    return list(bench.seeds)
 
 
-def arm_setup(arm: str, config: FsdConfig, genotype_path: Path) -> tuple[FsdConfig, dict[str, Any]]:
-    """The config and architecture record of one arm."""
-    if arm not in ARMS:
-        raise FsdError(f"unknown benchmark arm {arm!r}; choose from {', '.join(ARMS)}")
-    from search.loop import random_genotype
+def cell_name(arm: str, seed: int) -> str:
+    return f"{arm}-seed{seed}"
 
-    searched = architecture_record(genotype=load_genotype(genotype_path))
-    updates: dict[str, Any] = {}
-    architecture = searched
+
+def cell_config(arm: Arm, config: FsdConfig, seed: int) -> FsdConfig:
     model = config.model
-    if arm in ("resnet50_fpn", "resnet18_fpn"):
-        architecture = architecture_record(baseline=arm)
-        updates["model"] = model.model_copy(update={"norm": "bn", "graph": model.graph.model_copy(update={"enabled": False})})
-    elif arm in ("fsd_bn", "fsd_gn"):
-        updates["model"] = model.model_copy(update={"norm": arm[-2:], "graph": model.graph.model_copy(update={"enabled": False})})
-    elif arm == "random":
-        architecture = architecture_record(genotype=random_genotype(config, config.seed + 101))
-        updates["model"] = model.model_copy(update={"graph": model.graph.model_copy(update={"enabled": False})})
-    elif arm.startswith("types_graph"):
-        updates["task"] = "types"
-        updates["model"] = model.model_copy(update={"graph": model.graph.model_copy(update={"enabled": arm.endswith("_on")})})
-    else:
-        updates["model"] = model.model_copy(update={"graph": model.graph.model_copy(update={"enabled": False})})
-    return config.model_copy(update=updates), architecture
+    graph = model.graph.model_copy(update={"enabled": arm.graph})
+    updates = {"norm": arm.norm or model.norm, "graph": graph}
+    return config.model_copy(update={"seed": seed, "task": arm.task, "model": model.model_copy(update=updates)})
 
 
-def run_arm(arm: str, config: FsdConfig, genotype_path: Path, out_dir: Path, device: str, progress: bool) -> ArmResult:
-    arm_config, architecture = arm_setup(arm, config, genotype_path)
-    arm_dir = out_dir / arm
-    result_file = arm_dir / "bench_result.json"
-    if result_file.is_file():
-        saved = json.loads(result_file.read_text())
-        return ArmResult(arm, saved["report"], saved["parameters"], saved["gflops"], saved["train_seconds"])
-    started = time.perf_counter()
-    resume = (arm_dir / "last.pt").is_file()
-    trained = train(arm_config, architecture, arm_dir, resume=resume, device=device, progress=progress)
-    seconds = time.perf_counter() - started
-    checkpoint = trained.best_checkpoint or trained.last_checkpoint
-    report = evaluate_model(checkpoint, arm_config.data.root, split="test", out_dir=arm_dir, device=device,
-                            batch_size=arm_config.eval.batch_size, fps=arm_config.eval.fps, iou=arm_config.eval.iou, progress=progress)
-    model = build_from_architecture(architecture, DetectorConfig.from_config(arm_config))
-    size = arm_config.preprocess.max_size
-    result = ArmResult(arm, report, count_parameters(model), forward_flops(model, arm_config.preprocess.num_slices, size, size) / 1e9, seconds)
-    result_file.write_text(json.dumps({"report": report, "parameters": result.parameters, "gflops": result.gflops, "train_seconds": seconds}, indent=2) + "\n")
-    return result
+def search_config(config: FsdConfig, seed: int) -> FsdConfig:
+    """The search runs on the binary task (its genotype serves every searched arm)."""
+    return config.model_copy(update={"seed": seed, "task": "binary"})
 
 
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}"
+def run_search(config: FsdConfig, out: Path, results: Path, seed: int, device: str, progress: bool) -> Path:
+    """The genotype the search with ``seed`` finds (searching now unless done before)."""
+    run = out / "search" / f"seed{seed}"
+    genotype = run / "genotype.json"
+    if not genotype.is_file():
+        search(search_config(config, seed), run, resume=(run / "search_last.pt").is_file(), device=device, progress=progress)
+    summary = json.loads((run / "search_summary.json").read_text())
+    record = results / "searches" / f"seed{seed}.json"
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps({"seed": seed, "seconds": summary["seconds"], "genotype": summary["genotype"]}, indent=2) + "\n")
+    return genotype
 
 
-def results_markdown(results: Sequence[ArmResult], search_seconds: float, device: str) -> str:
-    fps = ("0.5", "1", "2", "4", "8", "16")
-    header = "| arm | " + " | ".join(f"sens@{fp}" for fp in fps) + " | mean 0.5-4 | AP | AP50 | per-type mAP | params (M) | GFLOPs | train time |"
-    lines = [header, "|" + " --- |" * (len(fps) + 9)]
-    for result in results:
-        report = result.report
-        froc = report["froc"]
-        minutes = result.train_seconds / 60
-        lines.append(
-            f"| {ARM_TITLES[result.arm]} | " + " | ".join(_pct(froc.get(fp)) for fp in fps)
-            + f" | {_pct(report['froc_mean_0.5_4'])} | {_pct(report['AP'])} | {_pct(report['AP50'])} | "
-            + f"{_pct(report.get('mAP_types')) if result.arm.startswith('types') else '-'} | "
-            + f"{result.parameters / 1e6:.2f} | {result.gflops:.1f} | {minutes:.1f} min |"
-        )
-    lines.append("")
-    lines.append(f"Search time (once, binary task): {search_seconds / 60:.1f} min on {device}. Sensitivities and AP in %.")
-    return "\n".join(lines)
+def cell_architecture(arm: Arm, config: FsdConfig, seed: int, out: Path, results: Path, device: str, progress: bool) -> dict[str, Any]:
+    if arm.architecture == "searched":
+        return architecture_record(genotype=load_genotype(run_search(config, out, results, seed, device, progress)))
+    if arm.architecture == "random":
+        return architecture_record(genotype=random_genotype(config, 1000 + seed))
+    if arm.architecture == "default":
+        return architecture_record(genotype=default_genotype())
+    return architecture_record(baseline=arm.architecture)
 
 
-def run_accuracy_benchmark(config: FsdConfig, out_dir: str | Path, arms: Sequence[str] = ARMS, device: str = "auto", progress: bool = True) -> str:
-    """Search once, train and evaluate every arm, and return (and write) the markdown table."""
-    from search.loop import search
+def test_dataset(config: FsdConfig) -> tuple[Any, str]:
+    """The data set the test scores come from, and how to describe it."""
+    test = config.bench.test_data
+    if test is None:
+        return build_dataset(config, "test"), f"test split of {config.data.root}"
+    if not (test.root / "DL_info.csv").is_file():
+        if test.synth is None:
+            raise FsdError(f"no test data at {test.root} and no bench.test_data.synth to generate it")
+        synth = test.synth
+        generate_dataset(test.root, patients=synth.patients, size=synth.size, seed=synth.seed, type_all=synth.type_all)
+    records = task_records(read_dl_info(test.root / "DL_info.csv"), config.task, config.data.drop_noisy)
+    test_config = config.model_copy(update={"data": config.data.model_copy(update={"root": test.root, "cache": False})})
+    return build_dataset(test_config, records=records, name="bench test set"), f"every key slice of {test.root}"
 
-    out_dir = Path(out_dir)
-    ensure_data(config, device, progress)
-    search_dir = out_dir / "search"
-    genotype_path = search_dir / "genotype.json"
-    if genotype_path.is_file():
-        search_seconds = float(json.loads((search_dir / "search_summary.json").read_text())["seconds"])
-    else:
-        resume = (search_dir / "search_last.pt").is_file()
-        search_seconds = search(config.model_copy(update={"task": "binary"}), search_dir, resume=resume, device=device, progress=progress).seconds
-    results = [run_arm(arm, config, genotype_path, out_dir, device, progress) for arm in arms]
-    device_name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
-    table = results_markdown(results, search_seconds, device_name)
-    (out_dir / "accuracy.md").write_text(table + "\n")
-    (out_dir / "accuracy.json").write_text(
-        json.dumps({r.arm: {"report": r.report, "parameters": r.parameters, "gflops": r.gflops, "train_seconds": r.train_seconds} for r in results}, indent=2) + "\n"
+
+def outcomes_of(predictions: DatasetPredictions, patients: list[int], num_classes: int, iou: float) -> Outcomes:
+    return Outcomes.from_predictions(
+        predictions.boxes, predictions.scores, predictions.labels, predictions.gt_boxes, predictions.gt_labels, patients, num_classes, iou
     )
-    return table
+
+
+def run_cell(arm: Arm, config: FsdConfig, seed: int, out: Path, results: Path, device: str, progress: bool) -> Path:
+    """Train, score and record one cell (skipped when its result file exists)."""
+    name = cell_name(arm.name, seed)
+    result_file = results / "cells" / f"{name}.json"
+    if result_file.is_file():
+        return result_file
+    if result_file.with_suffix(".failed.json").is_file():
+        return result_file.with_suffix(".failed.json")
+    config = cell_config(arm, config, seed)
+    architecture = cell_architecture(arm, config, seed, out, results, device, progress)
+    run = out / "runs" / name
+    if not (run / "summary.json").is_file():
+        train(config, architecture, run, resume=(run / "last.pt").is_file(), device=device, progress=progress)
+    train_seconds = load_checkpoint(run / "last.pt", kind="train").elapsed_s
+    target = resolve_device(device)
+    checkpoint = run / "best.pt" if (run / "best.pt").is_file() else run / "last.pt"
+    model = load_for_inference(checkpoint, target)
+    eval_settings = config.eval
+    val_set = build_dataset(config, "val")
+    val = score_predictions(predict_dataset(model.module, val_set, target, eval_settings.batch_size, progress=progress), config.num_classes, eval_settings.fps, eval_settings.iou)
+    test_set, test_description = test_dataset(config)
+    predictions = predict_dataset(model.module, test_set, target, eval_settings.batch_size, progress=progress)
+    test = score_predictions(predictions, config.num_classes, eval_settings.fps, eval_settings.iou)
+    outcomes = outcomes_of(predictions, [r.patient for r in test_set.records], config.num_classes, eval_settings.iou)
+    network = build_from_architecture(architecture, DetectorConfig.from_config(config))
+    size = config.preprocess.max_size
+    validations = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if '"type": "val"' in line]
+    best_validation = max(validations, key=lambda r: r["metrics"].get("froc_mean_0.5_4") or -1.0) if validations else {}
+    record = {
+        "arm": arm.name,
+        "title": arm.title,
+        "seed": seed,
+        "task": config.task,
+        "norm": config.model.norm,
+        "graph": config.model.graph.enabled,
+        "architecture": architecture,
+        "parameters": count_parameters(network),
+        "gflops": forward_flops(network, config.preprocess.num_slices, size, size) / 1e9,
+        "train_seconds": round(train_seconds, 1),
+        "val": val,
+        "val_before_recalibration": best_validation.get("metrics_before_recalibration"),
+        "norm_importance": best_validation.get("norm_importance"),
+        "test": test,
+        "test_outcomes": outcomes.metrics(),
+        "confusion_matrix": outcomes.confusion_matrix().tolist() if config.num_classes > 1 else None,
+        "test_set": {"description": test_description, "images": len(test_set), "lesions": int(outcomes.lesions.sum()), "patients": len(set(outcomes.patient.tolist()))},
+        "device": torch.cuda.get_device_name(target) if target.type == "cuda" else "CPU",
+        "command": shlex.join(sys.argv),
+        "config": config.model_dump(mode="json"),
+    }
+    result_file.parent.mkdir(parents=True, exist_ok=True)
+    outcomes.save(result_file.with_suffix(".npz"))
+    result_file.write_text(json.dumps(record, indent=2) + "\n")
+    return result_file
+
+
+def cell_order(arms: list[str], config: FsdConfig) -> list[tuple[Arm, int]]:
+    """Every (arm, seed) cell, seed by seed across the arms, so that a benchmark stopped early
+    still has every arm at its first seeds."""
+    seeds = {name: arm_seeds(ARMS[name], config) for name in arms}
+    rounds = max(len(s) for s in seeds.values())
+    return [(ARMS[name], seeds[name][i]) for i in range(rounds) for name in arms if i < len(seeds[name])]
+
+
+def run_accuracy_benchmark(
+    config: FsdConfig, out_dir: str | Path, results_dir: str | Path, arms: list[str], device: str = "auto", progress: bool = True
+) -> list[Path]:
+    """Run every missing cell of ``arms`` (each arm over its seeds, see :func:`cell_order`);
+    returns the cells' result files. A cell whose training diverges is recorded as failed (with
+    the reason) and the benchmark goes on."""
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown:
+        raise FsdError(f"unknown arm(s) {', '.join(unknown)}; choose from {', '.join(ARMS)}")
+    out, results = Path(out_dir), Path(results_dir)
+    ensure_data(config, device, progress)
+    files = []
+    for arm, seed in cell_order(arms, config):
+        try:
+            files.append(run_cell(arm, config, seed, out, results, device, progress))
+        except TrainingError as error:
+            failed = results / "cells" / f"{cell_name(arm.name, seed)}.failed.json"
+            failed.parent.mkdir(parents=True, exist_ok=True)
+            failed.write_text(json.dumps({"arm": arm.name, "seed": seed, "failed": str(error), "command": shlex.join(sys.argv)}, indent=2) + "\n")
+            files.append(failed)
+    return files

@@ -28,22 +28,28 @@ def complexity_command(
 
 @app.command("accuracy")
 def accuracy_command(
-    config: Annotated[Path, typer.Option("--config", "-c")] = Path("configs/synth_bench.yaml"),
-    out: Annotated[Path, typer.Option("--out", "-o")] = Path("runs/bench_accuracy"),
+    config: Annotated[Path, typer.Option("--config", "-c")] = Path("configs/bench_cpu.yaml"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run directories (checkpoints; not for committing).")] = Path("runs/bench_accuracy"),
+    results: Annotated[Optional[Path], typer.Option("--results", help="Small result files per cell, the table and figures (default: OUT/results).")] = None,
     arms: Annotated[Optional[str], typer.Option("--arms", help="Comma-separated subset of arms (default: all).")] = None,
     device: Annotated[str, typer.Option("--device")] = "auto",
+    summary_only: Annotated[bool, typer.Option("--summary-only", help="Only rebuild the table and figures from finished cells.")] = False,
     overrides: Annotated[Optional[list[str]], typer.Option("--set", help="Config override key=value (repeatable).")] = None,
 ) -> None:
-    """Search once, then train and evaluate FSD, the baselines and the ablations side by side."""
-    from fsd.cli.bench.accuracy import ARMS, run_accuracy_benchmark
-    from fsd.config import load_config
-    from fsd.errors import FsdError
+    """Train and score every arm over its seeds (resumable by cell), then the table with intervals."""
+    import shlex
+    import sys
 
-    chosen = [a.strip() for a in arms.split(",")] if arms else list(ARMS)
-    unknown = [a for a in chosen if a not in ARMS]
-    if unknown:
-        raise FsdError(f"unknown arm(s) {', '.join(unknown)}; choose from {', '.join(ARMS)}")
-    typer.echo(run_accuracy_benchmark(load_config(config, overrides), out, chosen, device))
+    from fsd.cli.bench.accuracy import ARMS, run_accuracy_benchmark
+    from fsd.cli.bench.accuracy_report import summarize
+    from fsd.config import load_config
+
+    loaded = load_config(config, overrides)
+    results_dir = results or out / "results"
+    if not summary_only:
+        chosen = [a.strip() for a in arms.split(",")] if arms else list(ARMS)
+        run_accuracy_benchmark(loaded, out, results_dir, chosen, device)
+    typer.echo(summarize(results_dir, loaded.bench.bootstrap, command=shlex.join(["fsd", *sys.argv[1:]]), order=list(ARMS)))
 
 
 def _ints(text: str) -> list[int]:
@@ -68,18 +74,22 @@ def speed_command(
     warmup: Annotated[int, typer.Option("--warmup", min=0)] = 5,
     repeats: Annotated[Optional[int], typer.Option("--repeats", min=1, help="Timed calls per cell (default 30 on GPU, 3 on CPU).")] = None,
     baseline: Annotated[bool, typer.Option("--baseline/--no-baseline", help="Also time torchvision's R50-FPN.")] = True,
+    profile: Annotated[bool, typer.Option("--profile/--no-profile", help="Also time FSD stage by stage (eager).")] = True,
     device: Annotated[str, typer.Option("--device")] = "auto",
     out: Annotated[Path, typer.Option("--out", "-o")] = Path("runs/bench_speed"),
 ) -> None:
-    """Latency/throughput of FSD and torchvision's Faster R-CNN R50-FPN in the same run."""
+    """Latency/throughput of FSD and torchvision's Faster R-CNN R50-FPN in the same run, and
+    where FSD spends its time."""
     import json
 
     import torch
 
+    from fsd.cli.bench.profile import profile_markdown
     from fsd.cli.bench.speed import (
         TorchvisionBaseline,
         benchmark_model,
         load_fsd_module,
+        profile_model,
         rows_as_dicts,
         speed_markdown,
     )
@@ -103,7 +113,34 @@ def speed_command(
         rows += benchmark_model("R50-FPN (torchvision)", TorchvisionBaseline(side), target, side, 3, batch_sizes, chosen_precisions, chosen_modes, warmup, repeats or (30 if gpu else 3))
     name = torch.cuda.get_device_name(target) if gpu else "CPU"
     table = speed_markdown(rows, name, side)
+    stages: dict[str, dict[str, float]] = {}
+    if profile:
+        profiled = sorted({batch_sizes[0], batch_sizes[-1]})
+        stages = profile_model(fsd_module, target, side, channels, profiled, chosen_precisions[0], warmup, repeats or (30 if gpu else 3))
+        table += "\n\nFSD (eager) per stage, ms per image:\n\n" + profile_markdown(stages)
     out.mkdir(parents=True, exist_ok=True)
     (out / "speed.md").write_text(table + "\n")
-    (out / "speed.json").write_text(json.dumps({"device": name, "size": side, "rows": rows_as_dicts(rows)}, indent=2) + "\n")
+    (out / "speed.json").write_text(json.dumps({"device": name, "size": side, "rows": rows_as_dicts(rows), "profile": stages}, indent=2) + "\n")
     typer.echo(table)
+
+
+@app.command("train-step")
+def train_step_command(
+    config: Annotated[Path, typer.Option("--config", "-c")] = Path("configs/demo.yaml"),
+    genotype: Annotated[Optional[Path], typer.Option("--genotype", "-g", help="Genotype to train (default: the hand-written one).")] = None,
+    iterations: Annotated[int, typer.Option("--iterations", min=1)] = 20,
+    warmup: Annotated[int, typer.Option("--warmup", min=0)] = 3,
+    device: Annotated[str, typer.Option("--device")] = "cpu",
+    overrides: Annotated[Optional[list[str]], typer.Option("--set", help="Config override key=value (repeatable).")] = None,
+) -> None:
+    """Where a training step spends its time: data, forward stages, backward, optimizer."""
+    from fsd.cli.bench.train_profile import profile_training_step, train_profile_markdown
+    from fsd.cli.data_setup import ensure_data
+    from fsd.config import load_config
+    from fsd.models import architecture_record, load_genotype
+
+    loaded = load_config(config, overrides)
+    ensure_data(loaded, device)
+    architecture = architecture_record(genotype=load_genotype(genotype)) if genotype else None
+    stages = profile_training_step(loaded, architecture, iterations, warmup, device)
+    typer.echo(train_profile_markdown({config.stem: stages}))

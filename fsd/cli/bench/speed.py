@@ -148,6 +148,28 @@ def benchmark_model(
     return rows
 
 
+def profile_model(
+    model: nn.Module, device: torch.device, size: int, channels: int, batches: Sequence[int], precision: str, warmup: int, repeats: int
+) -> dict[str, dict[str, float]]:
+    """Per-stage milliseconds per image of the eager model at each batch size (see
+    :mod:`fsd.cli.bench.profile`)."""
+    from fsd.cli.bench.profile import stage_profile
+
+    model = model.eval().to(device)
+    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    generator = torch.Generator().manual_seed(0)
+    rows: dict[str, dict[str, float]] = {}
+    for batch in batches:
+        images = [torch.rand(channels, size, size, generator=generator).to(device) for _ in range(batch)]
+
+        def call(images: list[torch.Tensor] = images) -> Any:
+            with torch.no_grad(), torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                return model(images)
+
+        rows[f"{precision} batch {batch}"] = stage_profile(model, call, device, warmup, repeats, batch)
+    return rows
+
+
 def speed_markdown(rows: Sequence[SpeedRow], device_name: str, size: int) -> str:
     lines = [
         f"Device: {device_name}; input {size}x{size}; latency in ms; throughput in images/s.",

@@ -38,8 +38,8 @@ def tiny_batch(seed: int = 0) -> tuple[list[torch.Tensor], list[dict[str, torch.
     generator = torch.Generator().manual_seed(seed)
     images = [torch.rand(3, 64, 80, generator=generator), torch.rand(3, 48, 64, generator=generator)]
     targets = [
-        {"boxes": torch.tensor([[10.0, 12.0, 30.0, 28.0], [40.0, 30.0, 60.0, 50.0]]), "labels": torch.tensor([4, 5])},
-        {"boxes": torch.tensor([[5.0, 5.0, 20.0, 25.0]]), "labels": torch.tensor([1])},
+        {"boxes": torch.tensor([[10.0, 12.0, 30.0, 28.0], [40.0, 30.0, 60.0, 50.0]]), "labels": torch.tensor([4, 5]), "slice_z": torch.tensor([0.4])},
+        {"boxes": torch.tensor([[5.0, 5.0, 20.0, 25.0]]), "labels": torch.tensor([1]), "slice_z": torch.tensor([0.7])},
     ]
     return images, targets
 

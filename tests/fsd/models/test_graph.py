@@ -19,48 +19,92 @@ def _proposals(count: int, seed: int) -> torch.Tensor:
     return torch.cat([xy, xy + wh], dim=1)
 
 
+def _trained(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """The module with every parameter drawn at random, as after training (the zero-initialised
+    residual branches would otherwise hide what the graph does)."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.copy_(0.3 * torch.randn(parameter.shape, generator=generator))
+    return module
+
+
+BODIES = torch.tensor([[0.0, 0.0, 120.0, 100.0], [10.0, 5.0, 90.0, 95.0]])
+SLICE_Z = torch.tensor([0.3, 0.6])
+
+
+def _predict(predictor, features, proposals):
+    """At test time the RoIs are their own context."""
+    return predictor(features, proposals, features, proposals, BODIES, SLICE_Z)
+
+
 def test_graph_predictor_is_permutation_equivariant_over_proposals():
     torch.manual_seed(0)
-    predictor = GraphBoxPredictor(in_features=24, num_classes=8, hidden=16).eval()
+    predictor = _trained(GraphBoxPredictor(in_features=24, num_classes=8, hidden=16)).eval()
     proposals = [_proposals(7, 1), _proposals(5, 2)]
     features = torch.randn(12, 24)
-    bodies = torch.tensor([[0.0, 0.0, 120.0, 100.0], [10.0, 5.0, 90.0, 95.0]])
-    logits, deltas, base = predictor(features, proposals, bodies)
+    logits, deltas, base = _predict(predictor, features, proposals)
     permutation = torch.randperm(7)
     permuted_features = torch.cat([features[:7][permutation], features[7:]])
-    permuted_logits, permuted_deltas, permuted_base = predictor(permuted_features, [proposals[0][permutation], proposals[1]], bodies)
+    permuted_logits, permuted_deltas, permuted_base = _predict(predictor, permuted_features, [proposals[0][permutation], proposals[1]])
     assert torch.allclose(permuted_logits[:7], logits[:7][permutation], atol=1e-5)
     assert torch.allclose(permuted_deltas[:7], deltas[:7][permutation], atol=1e-5)
     assert torch.allclose(permuted_base[7:], base[7:], atol=1e-5)
 
 
-def test_proposals_of_one_image_do_not_affect_another():
+def test_an_untrained_graph_passes_features_through_and_boxes_come_from_pre_graph_features():
     torch.manual_seed(0)
     graph = RegionAwareGraph(dim=16, hidden=8)
-    bodies = torch.tensor([[0.0, 0.0, 100.0, 100.0]] * 2)
     features = torch.randn(6, 16)
-    first = graph(features, [_proposals(3, 1), _proposals(3, 2)], bodies)
+    proposals = [_proposals(3, 1), _proposals(3, 2)]
+    enhanced, _ = graph(features, proposals, features, proposals, BODIES, SLICE_Z)
+    assert torch.equal(enhanced, features), "every residual branch starts at zero"
+    predictor = GraphBoxPredictor(in_features=16, num_classes=8, hidden=8)
+    _, deltas, _ = _predict(_trained(predictor), features, proposals)
+    assert torch.allclose(deltas, predictor.bbox_pred(features)), "box regression reads the features before the graph"
+
+
+def test_proposals_of_one_image_do_not_affect_another():
+    torch.manual_seed(0)
+    graph = _trained(RegionAwareGraph(dim=16, hidden=8))
+    features = torch.randn(6, 16)
+    proposals = [_proposals(3, 1), _proposals(3, 2)]
+    first, _ = graph(features, proposals, features, proposals, BODIES, SLICE_Z)
     changed = features.clone()
     changed[3:] = torch.randn(3, 16)
-    second = graph(changed, [_proposals(3, 1), _proposals(3, 2)], bodies)
+    second, _ = graph(changed, proposals, changed, proposals, BODIES, SLICE_Z)
     assert torch.allclose(first[:3], second[:3])
     assert not torch.allclose(first[3:], second[3:])
 
 
-def test_messages_depend_on_other_proposals():
+def test_messages_come_from_the_context_set():
     torch.manual_seed(0)
-    graph = RegionAwareGraph(dim=16, hidden=8)
-    body = torch.tensor([[0.0, 0.0, 100.0, 100.0]])
-    features = torch.randn(4, 16)
-    alone = graph(features[:1], [_proposals(4, 3)[:1]], body)
-    together = graph(features, [_proposals(4, 3)], body)
-    assert not torch.allclose(alone[0], together[0])
+    graph = _trained(RegionAwareGraph(dim=16, hidden=8))
+    body, z = BODIES[:1], SLICE_Z[:1]
+    query = torch.randn(1, 16)
+    query_box = [_proposals(1, 4)]
+    context = torch.randn(4, 16)
+    boxes = [_proposals(4, 3)]
+    with_context, _ = graph(query, query_box, context, boxes, body, z)
+    other_context, _ = graph(query, query_box, torch.randn(4, 16), boxes, body, z)
+    assert not torch.allclose(with_context, other_context)
+    # the same RoI among a test-time proposal set gets what it gets when training attends to that set
+    together, _ = graph(context, boxes, context, boxes, body, z)
+    alone, _ = graph(context[:1], [boxes[0][:1]], context, boxes, body, z)
+    assert torch.allclose(together[:1], alone, atol=1e-6)
 
 
-def test_region_features_are_relative_to_the_body():
+def test_the_type_graph_depends_on_the_image():
+    torch.manual_seed(0)
+    graph = _trained(TypeGraph(dim=16, hidden=8, num_types=8))
+    features, weight = torch.randn(3, 16), torch.randn(9, 16)
+    assert not torch.allclose(graph(features, torch.randn(16), weight), graph(features, torch.randn(16), weight))
+
+
+def test_region_features_are_relative_to_the_body_and_carry_the_slice_position():
     body = torch.tensor([10.0, 20.0, 110.0, 220.0])
-    features = region_features(torch.tensor([[50.0, 110.0, 70.0, 130.0]]), body)
-    assert features[0].tolist() == pytest.approx([0.5, 0.5, 0.2, 0.1])
+    features = region_features(torch.tensor([[50.0, 110.0, 70.0, 130.0]]), body, torch.tensor(0.25))
+    assert features[0].tolist() == pytest.approx([0.5, 0.5, 0.2, 0.1, 0.25])
 
 
 def test_body_boxes_find_the_body_in_each_image():
@@ -69,6 +113,39 @@ def test_body_boxes_find_the_body_in_each_image():
     boxes = body_boxes(images, [(40, 50), (20, 20)], threshold=0.5, channel=1)
     assert boxes[0].tolist() == [10.0, 5.0, 45.0, 30.0]
     assert boxes[1].tolist() == [0.0, 0.0, 20.0, 20.0]  # nothing above threshold: full image
+
+
+def test_the_scanner_table_below_the_body_is_not_part_of_it():
+    image = torch.zeros(1, 3, 60, 80)
+    image[0, 1, 5:35, 20:60] = 1.0  # the body
+    image[0, 1, 45:47, 0:80] = 1.0  # a board of the table, wider than the body, below its foam pad
+    image[0, 1, 30:47, 2:4] = 1.0  # and its side, curved up beside the body
+    assert body_boxes(image, [(60, 80)], threshold=0.5, channel=1, opening_px=5)[0].tolist() == [20.0, 5.0, 60.0, 35.0]
+    assert body_boxes(image, [(60, 80)], threshold=0.5, channel=1)[0].tolist() == [0.0, 5.0, 80.0, 47.0], "without the opening"
+
+
+def test_the_body_box_of_synthetic_ct_is_the_one_dl_info_locations_are_relative_to(tmp_path):
+    """DL_info's Normalized_lesion_location x, y is relative to the body without the table: the
+    model's body box reproduces it."""
+    from fsd.config import FsdConfig
+    from fsd.data.synth import generate_dataset
+    from fsd.engine.datasets import build_dataset
+    from fsd.models.body import opening_size_px
+
+    generate_dataset(tmp_path, patients=4, size=256, seed=2, progress=False)
+    config = FsdConfig.model_validate({"task": "binary", "data": {"root": tmp_path}, "preprocess": {"spacing_mm": 1.6, "max_size": 256}})
+    threshold = config.preprocess.window_value(config.preprocess.body_threshold_hu)
+    errors = []
+    for split in ("train", "val", "test"):
+        dataset = build_dataset(config, split)
+        for index in range(len(dataset)):
+            image, target = dataset[index]
+            x1, y1, x2, y2 = body_boxes(image[None], [tuple(image.shape[1:])], threshold, 1, opening_size_px(1.6))[0].tolist()
+            for box, lesion in zip(target["boxes"].tolist(), dataset.records[index].lesions):
+                cx = ((box[0] + box[2]) / 2 - x1) / (x2 - x1)
+                cy = ((box[1] + box[3]) / 2 - y1) / (y2 - y1)
+                errors.append(max(abs(cx - lesion.location[0]), abs(cy - lesion.location[1])))
+    assert len(errors) >= 5 and max(errors) < 0.03, errors
 
 
 def _record(patient: int, types_locations: list[tuple[int, tuple[float, float, float]]]) -> KeySliceRecord:

@@ -1,0 +1,87 @@
+"""The accuracy benchmark end to end at toy scale: cells per arm and seed on a separate test set,
+resumable (finished cells are skipped), and a report with intervals, claims and figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fsd.cli.bench.accuracy import ARMS, arm_seeds, run_accuracy_benchmark
+from fsd.cli.bench.accuracy_report import summarize
+from fsd.config import FsdConfig
+from fsd.eval.outcomes import Outcomes
+
+pytestmark = pytest.mark.slow
+
+SPACE = {
+    "stem_channels": 8,
+    "stages": [{"width": 8, "blocks": 1}, {"width": 16, "blocks": 1}, {"width": 16, "blocks": 1}, {"width": 24, "blocks": 1}],
+    "backbone_ops": ["conv_3x3", "ir_k3_e3", "skip"],
+    "head_ops": ["conv_3x3", "skip", "zero"],
+    "head_nodes": 2,
+    "head_channels": 8,
+}
+
+
+def toy_config(root: Path) -> FsdConfig:
+    return FsdConfig.model_validate(
+        {
+            "name": "toy-bench",
+            "task": "binary",
+            "data": {"root": root / "data", "synth": {"patients": 7, "size": 128, "seed": 3, "type_all": True}},
+            "preprocess": {"spacing_mm": 2.0, "max_size": 96},
+            "model": {
+                "fpn_channels": 16,
+                "rpn": {"pre_nms_top_n_train": 100, "post_nms_top_n_train": 50, "pre_nms_top_n_test": 100, "post_nms_top_n_test": 60},
+                "roi": {"representation": 32, "batch_size_per_image": 16, "score_thresh": 0.001, "detections_per_img": 60},
+                "graph": {"hidden": 16, "context_size": 8},
+            },
+            "search": {"epochs": 2, "warmup_epochs": 1, "batch_size": 1, "max_iters_per_epoch": 2, "space": SPACE},
+            "train": {"epochs": 1, "batch_size": 1, "max_iters_per_epoch": 2, "warmup_iters": 1, "recalibrate_batches": 2},
+            "eval": {"batch_size": 2},
+            "bench": {
+                "test_data": {"root": root / "test", "synth": {"patients": 4, "size": 128, "seed": 99, "type_all": True}},
+                "seeds": [0],
+                "random_genotypes": 2,
+                "bootstrap": 100,
+            },
+        }
+    )
+
+
+def test_cells_report_and_resume(tmp_path: Path):
+    config = toy_config(tmp_path)
+    arms = ["fsd", "random", "types_graph_off", "types_graph_on"]
+    files = run_accuracy_benchmark(config, tmp_path / "runs", tmp_path / "results", arms, device="cpu", progress=False)
+    # seed by seed across the arms: a benchmark stopped early has every arm at its first seeds
+    assert [f.stem for f in files] == ["fsd-seed0", "random-seed0", "types_graph_off-seed0", "types_graph_on-seed0", "random-seed1"]
+    assert arm_seeds(ARMS["random"], config) == [0, 1] and arm_seeds(ARMS["resnet50_fpn"], config) == [0]
+    record = json.loads(files[0].read_text())
+    assert record["test_set"]["description"].startswith("every key slice of") and record["test_set"]["lesions"] >= 4
+    assert record["command"] and record["config"]["seed"] == 0 and record["parameters"] > 0
+    assert record["val_before_recalibration"] is not None and "froc_mean_0.5_4" in record["val"]
+    outcomes = Outcomes.load(files[0].with_suffix(".npz"))
+    assert outcomes.max_fp_per_image() >= 16, "enough candidates survive for a FROC up to 16 FPs per image"
+    assert (tmp_path / "results" / "searches" / "seed0.json").is_file()
+    types = json.loads(next(f for f in files if f.stem == "types_graph_on-seed0").read_text())
+    assert types["task"] == "types" and types["graph"] and len(types["confusion_matrix"]) == 8
+
+    stamps = {f: f.stat().st_mtime_ns for f in files}
+    again = run_accuracy_benchmark(config, tmp_path / "runs", tmp_path / "results", arms, device="cpu", progress=False)
+    assert again == files and all(f.stat().st_mtime_ns == stamps[f] for f in files), "finished cells are skipped"
+
+    markdown = summarize(tmp_path / "results", replicates=100, command="fsd bench accuracy --config toy.yaml")
+    assert "| FSD, searched (SN) | 1 |" in markdown and "random architectures (SN)" in markdown
+    assert "Multi-type task:" in markdown and "Confusion matrix" in markdown
+    assert "Searched FSD at least 3 points sens@4 above the mean random architecture" in markdown
+    assert "Graph on at least +10% relative mAP50 over types" in markdown
+    claims = [line for line in markdown.splitlines() if line.startswith("- ") and ("at least" in line)]
+    assert len(claims) == 2 and all("**holds**" in c or "**does not hold**" in c for c in claims)
+    assert "Command: `fsd bench accuracy --config toy.yaml`" in markdown
+    for name in ("accuracy.md", "accuracy.json", "froc_bands.png", "differences.png"):
+        assert (tmp_path / "results" / name).stat().st_size > 0, name
+    estimates = json.loads((tmp_path / "results" / "accuracy.json").read_text())["estimates"]
+    low, high = estimates["fsd"]["sens@4"]["ci"]
+    assert low <= estimates["fsd"]["sens@4"]["mean"] <= high
