@@ -148,6 +148,13 @@ class DeepLesionDataset(Dataset):
             return item
         raise DataError(f"{self.root}: every key slice of {self.name!r} is unreadable")
 
+    def preload(self) -> None:
+        """Prepare and cache every item now (with ``cache``), so that data-loader worker processes
+        start with the whole cache instead of refilling their own copy every epoch."""
+        if self.cache_enabled:
+            for index in range(len(self.records)):
+                self.prepared(index)
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, Target]:
         item = self.prepared(index)
         return item.image, {key: value.clone() for key, value in item.target.items()}

@@ -147,6 +147,8 @@ class TrainingLoop:
         #: what the weight step clips, in the model's parameter order
         self.weights = [p for p in model.parameters() if id(p) not in frozen_from_weight_step]
         self.model = wrap_data_parallel(model, context, detector_config.model.norm, parameters_may_go_unused)
+        if config.data.num_workers > 0:
+            dataset.preload()
         self.batches = EpochBatches(
             dataset, config.train.augment, config.seed, recipe.batch_size, context, config.data.num_workers, config.seed
         )

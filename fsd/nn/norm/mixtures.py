@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from fsd.nn.norm.arguments import check_layer_arguments
 from fsd.nn.norm.groups import group_count
-from fsd.nn.norm.moments import check_4d, statistics_dtype
+from fsd.nn.norm.moments import check_4d, moments, statistics_dtype
 
 
 def _check_channels(x: Tensor, num_features: int, layer: str) -> None:
@@ -83,8 +83,7 @@ class BatchInstanceNorm2d(nn.Module):
             mean_bn = self.running_mean.to(values.dtype)
             var_bn = self.running_var.to(values.dtype)
         batch_normalized = _standardize(values, _per_channel(mean_bn), _per_channel(var_bn), self.eps)
-        mean_in = values.mean((2, 3), keepdim=True)
-        var_in = torch.var(values, (2, 3), False, True)
+        mean_in, var_in = moments(values, 2, False)
         instance_normalized = _standardize(values, mean_in, var_in, self.eps)
         gate = _per_channel(self.gate.clamp(0.0, 1.0))
         mixed = gate * batch_normalized + (1.0 - gate) * instance_normalized
@@ -122,10 +121,8 @@ class InstanceLayerNorm2d(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         _check_channels(x, self.num_features, "InstanceLayerNorm2d")
         values = x.to(statistics_dtype(x))
-        mean_in = values.mean((2, 3), keepdim=True)
-        var_in = torch.var(values, (2, 3), False, True)
-        mean_ln = values.mean((1, 2, 3), keepdim=True)
-        var_ln = torch.var(values, (1, 2, 3), False, True)
+        mean_in, var_in = moments(values, 2, False)
+        mean_ln, var_ln = moments(values, 1, False)
         instance_normalized = _standardize(values, mean_in, var_in, self.eps)
         layer_normalized = _standardize(values, mean_ln, var_ln, self.eps)
         share_in = _per_channel(torch.sigmoid(self.gate_logit))
@@ -137,8 +134,7 @@ class InstanceLayerNorm2d(nn.Module):
         """Group norm without affine; unlike F.group_norm it accepts a single value per group."""
         N, C, H, W = x.shape
         grouped = x.reshape(N, self.groups, (C // self.groups) * H * W)
-        mean = grouped.mean(-1, keepdim=True)
-        var = torch.var(grouped, -1, False, True)
+        mean, var = moments(grouped, 2, False)
         return _standardize(grouped, mean, var, self.eps).reshape(N, C, H, W)
 
 

@@ -133,10 +133,9 @@ class SparseSwitchNorm2d(SwitchNorm2d):
         self._check_input(x)
         mean_choice = self._mean_choice_value
         var_choice = self._var_choice_value
-        N, C, H, W = x.shape
-        x3 = x.reshape(N, C, H * W).to(statistics_dtype(x))
+        values = x.to(statistics_dtype(x))
         # IN moments are IN's statistics and the basis SN derives the LN and BN ones from
-        mean_in, var_in = instance_moments(x3)
+        mean_in, var_in = instance_moments(values)
         mean = mean_in
         var = var_in
         if mean_choice != self.IN or var_choice != self.IN:
@@ -153,7 +152,7 @@ class SparseSwitchNorm2d(SwitchNorm2d):
                     mean = mean_ln
                 if var_choice == self.LN:
                     var = (second_moment.mean(1, keepdim=True) - mean_ln**2).clamp(min=0.0)
-        return self._normalize(x3, mean, var, x)
+        return self._normalize(values, mean, var, x)
 
 
 def _is_one_hot(weights: Tensor) -> bool:

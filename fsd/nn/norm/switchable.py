@@ -146,9 +146,8 @@ class SwitchNorm2d(nn.Module):
     def _mixed_forward(self, x: Tensor, mean_weights: Tensor, var_weights: Tensor) -> Tensor:
         """Normalize x with the statistics mixed by the given importance weights."""
         self._check_input(x)
-        N, C, H, W = x.shape
-        x3 = x.reshape(N, C, H * W).to(statistics_dtype(x))
-        mean_in, var_in = instance_moments(x3)
+        values = x.to(statistics_dtype(x))
+        mean_in, var_in = instance_moments(values)
         mean_ln = mean_in.mean(1, keepdim=True)
         second_moment = var_in + mean_in**2
         var_ln = (second_moment.mean(1, keepdim=True) - mean_ln**2).clamp(min=0.0)
@@ -158,10 +157,11 @@ class SwitchNorm2d(nn.Module):
             mean_bn, var_bn = self._bn_moments(mean_in, second_moment)
             mean = mean + mean_weights[2] * mean_bn
             var = var + var_weights[2] * var_bn
-        return self._normalize(x3, mean, var, x)
+        return self._normalize(values, mean, var, x)
 
-    def _normalize(self, x3: Tensor, mean: Tensor, var: Tensor, x: Tensor) -> Tensor:
-        """(x - mean) / sqrt(var + eps), then the per-channel affine; returns x's shape and dtype.
+    def _normalize(self, values: Tensor, mean: Tensor, var: Tensor, x: Tensor) -> Tensor:
+        """(x - mean) / sqrt(var + eps), then the per-channel affine; returns x's dtype and
+        memory format.
 
         Folded into one multiply-add over x: scale = weight / sqrt(var + eps) and
         shift = bias - mean * scale are computed on the (N, C, 1) statistics first.
@@ -169,7 +169,7 @@ class SwitchNorm2d(nn.Module):
         channels = self.num_features
         scale = self.weight.reshape(1, channels, 1) * torch.rsqrt(var + self.eps)
         shift = self.bias.reshape(1, channels, 1) - mean * scale
-        return torch.addcmul(shift, x3, scale).reshape(x.shape).to(x.dtype)
+        return torch.addcmul(shift.unsqueeze(3), values, scale.unsqueeze(3)).to(x.dtype)
 
     def _running_buffers(self) -> tuple[Tensor, Tensor]:
         running_mean = self.running_mean

@@ -177,3 +177,13 @@ def test_type_graph_prior_initialises_the_adjacency():
     assert "prior" in graph.state_dict() and "adjacency_logits" in graph.state_dict()
     with pytest.raises(ValueError, match="8x8"):
         graph.set_prior(torch.ones(3, 3))
+
+
+def test_the_separable_square_maximum_equals_the_square_pooling():
+    import torch.nn.functional as F
+
+    from fsd.models.body import square_max
+
+    x = (torch.rand(2, 1, 37, 41, generator=torch.Generator().manual_seed(0)) > 0.7).float()
+    for size in (3, 7, 11):
+        assert torch.equal(square_max(x, size), F.max_pool2d(x, size, 1, size // 2))
