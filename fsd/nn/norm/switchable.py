@@ -169,7 +169,9 @@ class SwitchNorm2d(nn.Module):
         channels = self.num_features
         scale = self.weight.reshape(1, channels, 1) * torch.rsqrt(var + self.eps)
         shift = self.bias.reshape(1, channels, 1) - mean * scale
-        return torch.addcmul(shift.unsqueeze(3), values, scale.unsqueeze(3)).to(x.dtype)
+        # a multiply then an in-place add on its fresh output: torch's broadcasting addcmul is
+        # several times slower on a CPU (docs/benchmarks.md, "Speed on the CPU")
+        return (values * scale.unsqueeze(3)).add_(shift.unsqueeze(3)).to(x.dtype)
 
     def _running_buffers(self) -> tuple[Tensor, Tensor]:
         running_mean = self.running_mean
