@@ -195,8 +195,8 @@ def test_kept_srs_are_bounded_in_time_and_memory(client, series_uploads):
     _post(client, [series_uploads[0][1]], Accept="application/dicom")  # makes an SR without keeping it
     sr_bytes = _post(client, [series_uploads[1][1]], Accept="application/dicom").content
     now = [0.0]
-    store = SRStore(max_bytes=2 * len(sr_bytes) + 10, keep_s=60, clock=lambda: now[0])
     first = describe_sr(sr_bytes)
+    store = SRStore(max_bytes=2 * first.size_bytes + 10, keep_s=60, clock=lambda: now[0])
     assert store.keep(first)
     others = [describe_sr(_post(client, [data], Accept="application/dicom").content) for _, data in series_uploads[2:4]]
     for other in others:
@@ -223,3 +223,12 @@ def test_the_study_sr_carries_the_strongest_findings_only(make_app, series_uploa
         (next(m.value for m in g.get_measurements() if m.name.meaning == "Probability") for g in groups), reverse=True
     )
     assert kept == pytest.approx(scores[:3])
+
+
+def test_the_sr_store_counts_the_metadata_it_keeps_too(client, series_uploads):
+    sr = describe_sr(_post(client, [series_uploads[0][1]], Accept="application/dicom").content)
+    assert sr.size_bytes > len(sr.data), "the DICOM JSON metadata is held beside the document"
+    store = SRStore(max_bytes=len(sr.data) + 16, keep_s=60)
+    assert not store.keep(sr), "the document alone fits the bound, the document and its metadata do not"
+    roomy = SRStore(max_bytes=10 * sr.size_bytes, keep_s=60)
+    assert roomy.keep(sr) and roomy.size_bytes == sr.size_bytes and roomy.count == 1
