@@ -94,7 +94,7 @@ def _build_state(
     )
 
 
-def _delivery_queue(settings: ServiceSettings, metrics: ServiceMetrics) -> DeliveryQueue | None:
+def _delivery_queue(settings: ServiceSettings, metrics: ServiceMetrics, sr_store: SRStore) -> DeliveryQueue | None:
     destination = destination_from_settings(settings)
     if destination is None:
         return None
@@ -104,6 +104,7 @@ def _delivery_queue(settings: ServiceSettings, metrics: ServiceMetrics) -> Deliv
         initial_s=settings.delivery_retry_initial_s,
         max_s=settings.delivery_retry_max_s,
         metrics=metrics,
+        sr_store=sr_store,
     )
 
 
@@ -121,7 +122,7 @@ def create_app(settings: ServiceSettings | None = None, *, model: InferenceModel
         else:
             loaded, device = model, _model_device(model)
         state = _build_state(settings, loaded, device, metrics_registry)
-        state.delivery = _delivery_queue(settings, metrics_registry)
+        state.delivery = _delivery_queue(settings, metrics_registry, state.sr_store)
         state.batcher.start()
         if state.delivery is not None:
             state.delivery.start()

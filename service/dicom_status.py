@@ -4,6 +4,12 @@ The same 16-bit values are the C-STORE response Status (PS3.4 B.2.3) and the STO
 FailureReason (0008,1197) (PS3.18 Table I.2-1), so the DICOM node and the STOW-RS route refuse an
 instance with the same code for the same problem. :func:`status_of_dicom_error` maps the stable
 :class:`fsd.io.dicom.DicomError` codes onto them.
+
+Whether sending again may help: ``A7xx`` (out of resources) and a processing failure may pass
+later; ``A9xx`` (data set does not match), ``Cxxx`` (cannot understand), ``0122`` (SOP class
+not supported) and ``0124`` (not authorised) will not (:func:`is_permanent_refusal`). The
+service refuses what it will never accept with a permanent status, so senders do not loop, and
+treats a peer's permanent refusal of its own SRs the same way.
 """
 
 from __future__ import annotations
@@ -37,6 +43,11 @@ DATA_SET_DOES_NOT_MATCH_SOP_CLASS = 0xA900
 CANNOT_UNDERSTAND = 0xC000
 #: compressed with a transfer syntax no installed decoder reads
 TRANSFER_SYNTAX_NOT_SUPPORTED = 0xC122
+#: the instance would take its study over the study limits (instances or bytes): sending again
+#: cannot help, so it is refused with a "cannot understand" (Cxxx) failure, never A700
+STUDY_OVER_LIMIT = 0xC001
+#: the sender is not allowed to store
+NOT_AUTHORIZED = 0x0124
 
 _BY_DICOM_ERROR: dict[str, int] = {
     NOT_DICOM: CANNOT_UNDERSTAND,
@@ -56,6 +67,11 @@ _BY_DICOM_ERROR: dict[str, int] = {
 def status_of_dicom_error(code: str) -> int:
     """The storage status for a DicomError code (processing failure for codes not listed)."""
     return _BY_DICOM_ERROR.get(code, PROCESSING_FAILURE)
+
+
+def is_permanent_refusal(status: int) -> bool:
+    """True for failure statuses that sending the same instance again cannot change."""
+    return status in (SOP_CLASS_NOT_SUPPORTED, NOT_AUTHORIZED) or 0xA900 <= status <= 0xA9FF or 0xC000 <= status <= 0xCFFF
 
 
 def hex_status(status: int) -> str:

@@ -133,7 +133,7 @@ async def analyse_study(
     sr = await _in_pool(state, _sr, state, results, decoded, min_score)
     state.sr_store.keep(sr)
     if state.delivery is not None:
-        state.delivery.enqueue(sr.data, sr.sop_instance_uid)
+        state.delivery.enqueue(sr)
     found = sum(len(result["detections"]) for result in results)
     state.metrics.studies.labels(source, "analysed").inc()
     logger.info(

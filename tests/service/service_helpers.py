@@ -107,3 +107,11 @@ def live_server(app: FastAPI, ready_timeout_s: float = 60.0) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=30)
         sock.close()
+
+
+def metric(client: TestClient, line_start: str) -> float:
+    """The value of the first /metrics line starting with ``line_start`` (0 when absent)."""
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(line_start):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0

@@ -1,0 +1,115 @@
+"""SR delivery against real peers (a pynetdicom Storage SCP, another FSD server over HTTP):
+transient failures are retried, refusals that cannot change are dead-lettered (kept for WADO-RS,
+counted, logged) so they neither loop nor fill the queue, and the C-STORE client never leaves an
+association open."""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+
+import pydicom
+import pytest
+from dicom_helpers import free_port, storage_scp, wait_for
+from service_helpers import API_KEY, AUTH, live_server, metric, serving, stow_request
+
+from service.dimse.store_scu import DimseDestination
+
+RETRY = {"delivery_retry_initial_s": 0.2, "delivery_retry_max_s": 0.4}
+DEAD = 'fsd_sr_deliveries_total{destination="%s",outcome="dead_lettered"}'
+FAILED = 'fsd_sr_deliveries_total{destination="%s",outcome="failed"}'
+
+
+def _pacs(port: int, ae_title: str = "PACS") -> dict[str, object]:
+    return {"sr_destination_ae_title": ae_title, "sr_destination_host": "127.0.0.1", "sr_destination_port": port}
+
+
+def _store(client, data: bytes) -> str:
+    """STOW-RS one instance; its StudyInstanceUID."""
+    body, content_type = stow_request([data])
+    response = client.post("/v1/studies", content=body, headers={**AUTH, "Content-Type": content_type})
+    assert response.status_code == 200, response.text
+    return str(pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True).StudyInstanceUID)
+
+
+def _study_copy(data: bytes) -> bytes:
+    """``data`` as an instance of a new study."""
+    ds = pydicom.dcmread(io.BytesIO(data))
+    ds.StudyInstanceUID = pydicom.uid.generate_uid()
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def test_a_permanent_c_store_refusal_is_dead_lettered_and_cannot_fill_the_queue(make_app, series_uploads, caplog):
+    caplog.set_level(logging.INFO, logger="fsd")
+    port = free_port()
+    app = make_app(**_pacs(port), **RETRY, delivery_max_queue=1)
+    with storage_scp(port, status=0xA900) as pacs, serving(app) as client:
+        study = _store(client, series_uploads[0][1])
+        wait_for(lambda: metric(client, DEAD % "dimse") == 1, what="the SR dead-lettered")
+        time.sleep(1.0)  # several retry periods
+        assert pacs.attempts == 1, "a permanent refusal is not retried"
+        assert metric(client, "fsd_sr_delivery_pending") == 0 and metric(client, FAILED % "dimse") == 0
+        assert client.get(f"/v1/studies/{study}", headers=AUTH).status_code == 200, "still retrievable by WADO-RS"
+        _store(client, _study_copy(series_uploads[1][1]))  # the queue (max 1) is not full of refusals
+        wait_for(lambda: metric(client, DEAD % "dimse") == 2, what="the second SR dead-lettered")
+    assert "refused for good" in caplog.text and "0xA900" in caplog.text
+
+
+def test_a_transient_c_store_refusal_is_retried(make_app, series_uploads):
+    port = free_port()
+    with storage_scp(port, status=0xA700) as pacs, serving(make_app(**_pacs(port), **RETRY)) as client:
+        _store(client, series_uploads[0][1])
+        wait_for(lambda: pacs.attempts >= 3, what="retried deliveries")
+        assert metric(client, "fsd_sr_delivery_pending") == 1 and metric(client, DEAD % "dimse") == 0
+        pacs.status = 0x0000
+        wait_for(lambda: pacs.received, what="the SR at the PACS once it has room")
+        wait_for(lambda: metric(client, "fsd_sr_delivery_pending") == 0, what="an empty queue")
+
+
+def test_a_permanently_rejected_association_is_dead_lettered(make_app, series_uploads):
+    port = free_port()
+    app = make_app(**_pacs(port, ae_title="NOT_THE_PACS"), **RETRY)
+    with storage_scp(port, require_called_aet=True) as pacs, serving(app) as client:
+        _store(client, series_uploads[0][1])
+        wait_for(lambda: metric(client, DEAD % "dimse") == 1, what="the SR dead-lettered")
+        assert pacs.attempts == 0 and metric(client, "fsd_sr_delivery_pending") == 0
+
+
+@pytest.mark.parametrize(
+    ("authorization", "refusal"),
+    [(f"Bearer {API_KEY}", "FailureReason 0x0122"), ("Bearer wrong-key-0123456789", "HTTP 401")],
+    ids=["409-not-ct", "401-wrong-key"],
+)
+def test_stow_refusals_that_cannot_change_are_dead_lettered(make_app, series_uploads, caplog, authorization, refusal):
+    """The peer is another FSD server: it refuses an SR (not CT) with 409 and FailureReason 0122,
+    and a wrong key with 401."""
+    caplog.set_level(logging.INFO, logger="fsd")
+    with live_server(make_app()) as peer:
+        app = make_app(sr_destination_stow_url=f"{peer}/v1", sr_destination_authorization=authorization, **RETRY)
+        with serving(app) as client:
+            _store(client, series_uploads[0][1])
+            wait_for(lambda: metric(client, DEAD % "stow") == 1, what="the SR dead-lettered")
+            time.sleep(0.8)
+            assert metric(client, FAILED % "stow") == 0 and metric(client, "fsd_sr_delivery_pending") == 0
+    assert refusal in caplog.text
+
+
+def test_the_c_store_client_releases_its_association_whatever_fails(client, series_uploads):
+    sr = client.post(
+        "/v1/detect", files=[("files", ("a.dcm", series_uploads[0][1], "application/dicom"))],
+        headers={**AUTH, "Accept": "application/dicom"},
+    )
+    ds = pydicom.dcmread(io.BytesIO(sr.content))
+    del ds.SOPInstanceUID  # pynetdicom's send_c_store raises AttributeError on it
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    port = free_port()
+    destination = DimseDestination(called_ae_title="PACS", host="127.0.0.1", port=port, calling_ae_title="FSD", timeout_s=30)
+    with storage_scp(port) as pacs:
+        with pytest.raises(AttributeError):
+            destination.send(buffer.getvalue())
+        wait_for(lambda: pacs.open_associations == 0, timeout_s=5, what="the association released")
