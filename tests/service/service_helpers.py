@@ -77,25 +77,34 @@ def serving(app: FastAPI, ready: bool = True) -> Iterator[TestClient]:
 
 
 @contextmanager
-def live_server(app: FastAPI, ready_timeout_s: float = 60.0) -> Iterator[str]:
-    """Serve ``app`` with a real uvicorn server on a free loopback port; yields its base URL."""
+def live_server(app: FastAPI, ready_timeout_s: float = 60.0, *, tls: tuple[Path, Path] | None = None) -> Iterator[str]:
+    """Serve ``app`` with a real uvicorn server on a free loopback port, configured as ``fsd serve``
+    configures it (:func:`service.server.uvicorn_config`); yields its base URL.
+
+    ``tls``: (certificate, key) files to serve HTTPS with; the readiness poll trusts the certificate.
+    """
     import socket
     import threading
 
     import httpx
     import uvicorn
 
+    from service.server import uvicorn_config
+
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=10))
+    scheme = "https" if tls else "http"
+    base = f"{scheme}://127.0.0.1:{sock.getsockname()[1]}"
+    overrides = {"ssl_certfile": str(tls[0]), "ssl_keyfile": str(tls[1])} if tls else {}
+    server = uvicorn.Server(uvicorn_config(app, app.state.settings, **overrides))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
+    verify: str | bool = str(tls[0]) if tls else True
     try:
         deadline = time.monotonic() + ready_timeout_s
         while True:
             try:
-                if httpx.get(f"{base}/health/ready", timeout=5).status_code == 200:
+                if httpx.get(f"{base}/health/ready", timeout=5, verify=verify).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
