@@ -45,6 +45,7 @@ def destination_from_settings(settings: ServiceSettings) -> Destination | None:
             settings.sr_destination_stow_url,
             authorization=authorization.get_secret_value() if authorization is not None else None,
             timeout_s=settings.delivery_timeout_s,
+            ca_bundle=settings.sr_destination_ca_bundle,
         )
     if settings.sr_destination_ae_title is not None:
         from service.dimse.store_scu import DimseDestination

@@ -4,10 +4,17 @@
 ``fsd serve`` flags) win, then ``FSD_<NAME>`` environment variables, then the settings file
 (``config_file`` or ``$FSD_SETTINGS_FILE``), then the defaults below.
 
-Secure by default: without an API key the server only listens on a loopback address; binding
-anything else without a key is a validation error unless ``allow_insecure`` is set explicitly.
-The DICOM node is off unless ``dicom_enabled``, and then only accepts the calling AE titles (and
-hosts) it is given: DIMSE has no user authentication. Findings go back to at most one
+Secure by default, each rule lifted only by setting ``allow_insecure`` explicitly:
+
+- without an API key the server only listens on a loopback address;
+- the DICOM node is off unless ``dicom_enabled``, and then only accepts the calling AE titles it
+  is given; DIMSE has no user authentication and AE titles are easily spoofed, so a node
+  listening on a non-loopback address also needs ``dicom_allowed_hosts``;
+- credentials (``sr_destination_authorization``) only go over HTTPS, or plain HTTP to a
+  loopback address; ``sr_destination_ca_bundle`` names the CA certificates the STOW-RS client
+  trusts when the PACS's certificate is not signed by a public CA.
+
+Findings go back to at most one
 destination: a DICOM AE (``sr_destination_ae_title``/``host``/``port``) or a DICOMweb server
 (``sr_destination_stow_url``).
 """
@@ -19,6 +26,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -115,6 +123,9 @@ class ServiceSettings(BaseSettings):
     sr_destination_authorization: SecretStr | None = Field(
         None, description="Authorization header value sent with STOW-RS deliveries, e.g. 'Basic ...' or 'Bearer ...'."
     )
+    sr_destination_ca_bundle: Path | None = Field(
+        None, description="CA certificates (PEM file) the STOW-RS client trusts for an https:// destination (default: the system's)."
+    )
     delivery_max_queue: int = Field(1000, ge=1, description="SRs waiting for delivery; when full, new studies are refused.")
     delivery_retry_initial_s: float = Field(2.0, gt=0, description="First delay before retrying a failed delivery.")
     delivery_retry_max_s: float = Field(300.0, gt=0, description="Longest delay between delivery attempts.")
@@ -184,8 +195,11 @@ class ServiceSettings(BaseSettings):
             )
         if dimse[0] is not None and self.sr_destination_stow_url is not None:
             raise ValueError("configure one SR destination: a DICOM AE or sr_destination_stow_url, not both")
-        if self.sr_destination_authorization is not None and self.sr_destination_stow_url is None:
-            raise ValueError("sr_destination_authorization is only used with sr_destination_stow_url")
+        for name in ("sr_destination_authorization", "sr_destination_ca_bundle"):
+            if getattr(self, name) is not None and self.sr_destination_stow_url is None:
+                raise ValueError(f"{name} is only used with sr_destination_stow_url")
+        if self.sr_destination_ca_bundle is not None and not Path(self.sr_destination_ca_bundle).is_file():
+            raise ValueError(f"sr_destination_ca_bundle {self.sr_destination_ca_bundle} is not a file")
         return self
 
     @model_validator(mode="after")
@@ -199,12 +213,30 @@ class ServiceSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _secure_by_default(self) -> ServiceSettings:
-        if self.api_key is None and not self.allow_insecure and not is_loopback(self.host):
+        if self.allow_insecure:
+            return self
+        if self.api_key is None and not is_loopback(self.host):
             raise ValueError(
                 f"refusing to serve on {self.host} without an API key: set FSD_API_KEY (or api_key in the "
                 "settings file), listen on 127.0.0.1, or set FSD_ALLOW_INSECURE=true to serve without "
                 "authentication"
             )
+        if self.dicom_enabled and not self.dicom_allowed_hosts and not is_loopback(self.dicom_bind_host):
+            raise ValueError(
+                f"refusing to run the DICOM node on {self.dicom_bind_host} for any host: calling AE titles are "
+                "easily spoofed, so set dicom_allowed_hosts to the PACS or router addresses "
+                '(e.g. FSD_DICOM_ALLOWED_HOSTS=\'["10.20.0.15"]\'), bind dicom_host to 127.0.0.1, or set '
+                "FSD_ALLOW_INSECURE=true"
+            )
+        url = self.sr_destination_stow_url
+        if url is not None and self.sr_destination_authorization is not None:
+            parts = urlsplit(url)
+            if parts.scheme != "https" and not is_loopback(parts.hostname or ""):
+                raise ValueError(
+                    "refusing to send sr_destination_authorization in clear text: use an https:// "
+                    "sr_destination_stow_url (with sr_destination_ca_bundle for a private CA), or set "
+                    "FSD_ALLOW_INSECURE=true"
+                )
         return self
 
     @property

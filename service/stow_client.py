@@ -1,5 +1,6 @@
 """Deliver an SR to a DICOMweb server with STOW-RS (``POST {base}/studies``), e.g. Orthanc's
-``/dicom-web``, with the configured Authorization header.
+``/dicom-web``, with the configured Authorization header (over HTTPS, checked against the
+system's CA certificates or the configured CA bundle).
 
 Success is 200, or 202 whose store response does not list the SR as failed. A refusal that
 sending again cannot change is a permanent :class:`DeliveryError`: HTTP 400, 401, 403, 404,
@@ -12,6 +13,8 @@ timeouts, TLS failures, 408, 429, 5xx, A7xx, a 409 without a reason) is transien
 from __future__ import annotations
 
 import io
+import ssl
+from pathlib import Path
 
 import httpx
 from pydicom import dcmread
@@ -61,12 +64,15 @@ class StowDestination:
 
     kind = "stow"
 
-    def __init__(self, base_url: str, *, authorization: str | None, timeout_s: float) -> None:
+    def __init__(
+        self, base_url: str, *, authorization: str | None, timeout_s: float, ca_bundle: Path | None = None
+    ) -> None:
         self.url = f"{base_url.rstrip('/')}/studies"
         self._headers = {"Accept": "application/dicom+json"}
         if authorization:
             self._headers["Authorization"] = authorization
         self._timeout_s = timeout_s
+        self._verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(ca_bundle)) if ca_bundle else True
 
     def describe(self) -> str:
         return f"STOW-RS {httpx.URL(self.url).copy_with(username=None, password=None, query=None)}"
@@ -80,6 +86,7 @@ class StowDestination:
                 content=body,
                 headers={**self._headers, "Content-Type": content_type},
                 timeout=self._timeout_s,
+                verify=self._verify,
             )
         except httpx.HTTPError as error:
             raise DeliveryError(f"{type(error).__name__} from {self.describe()}") from None

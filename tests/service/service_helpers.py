@@ -84,6 +84,7 @@ def live_server(app: FastAPI, ready_timeout_s: float = 60.0, *, tls: tuple[Path,
     ``tls``: (certificate, key) files to serve HTTPS with; the readiness poll trusts the certificate.
     """
     import socket
+    import ssl
     import threading
 
     import httpx
@@ -99,7 +100,7 @@ def live_server(app: FastAPI, ready_timeout_s: float = 60.0, *, tls: tuple[Path,
     server = uvicorn.Server(uvicorn_config(app, app.state.settings, **overrides))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    verify: str | bool = str(tls[0]) if tls else True
+    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(tls[0])) if tls else True
     try:
         deadline = time.monotonic() + ready_timeout_s
         while True:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import io
 import logging
+import subprocess
 import time
+from pathlib import Path
 
 import pydicom
 import pytest
@@ -113,3 +115,40 @@ def test_the_c_store_client_releases_its_association_whatever_fails(client, seri
         with pytest.raises(AttributeError):
             destination.send(buffer.getvalue())
         wait_for(lambda: pacs.open_associations == 0, timeout_s=5, what="the association released")
+
+
+@pytest.fixture(scope="module")
+def self_signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, made with openssl (its own CA)."""
+    from pacs_helpers import program, require_tools
+
+    require_tools("openssl")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [program("openssl") or "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )
+    return cert, key
+
+
+@pytest.mark.parametrize("trusted", [True, False], ids=["ca-bundle", "system-cas"])
+def test_stow_over_https_trusts_the_configured_ca_bundle(make_app, series_uploads, caplog, self_signed, trusted):
+    """The peer is another FSD server behind TLS with a private certificate: with the CA bundle the
+    SR reaches it (and is refused there, 409 0122: FSD takes CT only); without it, TLS fails and
+    the delivery is retried."""
+    caplog.set_level(logging.INFO, logger="fsd")
+    with live_server(make_app(), tls=self_signed) as peer:
+        assert peer.startswith("https://")
+        extra = {"sr_destination_ca_bundle": self_signed[0]} if trusted else {}
+        app = make_app(sr_destination_stow_url=f"{peer}/v1", sr_destination_authorization=f"Bearer {API_KEY}", **RETRY, **extra)
+        with serving(app) as client:
+            _store(client, series_uploads[0][1])
+            if trusted:
+                wait_for(lambda: metric(client, DEAD % "stow") == 1, what="the SR refused by the peer")
+            else:
+                wait_for(lambda: metric(client, FAILED % "stow") >= 2, what="failed TLS handshakes")
+                assert metric(client, "fsd_sr_delivery_pending") == 1
+    assert ("FailureReason 0x0122" in caplog.text) == trusted
+    assert ("ConnectError" in caplog.text) != trusted
