@@ -12,11 +12,8 @@ or A700 out of resources when retrying later may help). Uploaded images are neve
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
 
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
@@ -26,12 +23,12 @@ from service.dicom_status import DATA_SET_DOES_NOT_MATCH_SOP_CLASS, DUPLICATE_SO
 from service.errors import ServiceError
 from service.ingest import Upload, stow_uploads
 from service.instances import DecodedInstance, Instance, Refusal, decode, identify, refusal_of
+from service.pool import in_pool
 from service.state import ServiceState
 from service.store_response import MEDIA_TYPE, store_response
 from service.study_analysis import AnalysisError, analyse_study
 
 logger = logging.getLogger("fsd.service")
-T = TypeVar("T")
 
 
 def triage(
@@ -64,18 +61,6 @@ def triage(
 def base_url(request: Request, state: ServiceState) -> str:
     """Where clients reach this server: the ``public_url`` setting, else the request's own base URL."""
     return state.settings.public_url or str(request.base_url).rstrip("/")
-
-
-async def _in_pool(state: ServiceState, deadline: float, function: Callable[..., T], *args: Any) -> T:
-    remaining = deadline - time.monotonic()
-    future = asyncio.get_running_loop().run_in_executor(state.decode_pool, function, *args)
-    try:
-        return await asyncio.wait_for(future, max(remaining, 0.001))
-    except asyncio.TimeoutError:
-        raise ServiceError(
-            504, "deadline_exceeded",
-            f"The request did not finish within {state.settings.request_timeout_s:g} s (setting request_timeout_s).",
-        ) from None
 
 
 def _check_room(state: ServiceState) -> None:
@@ -121,7 +106,7 @@ async def answer_store_request(request: Request, state: ServiceState, study: str
         uploads = stow_uploads(body, request.headers.get("content-type"), settings.max_files)
         del body
         deadline = started + settings.request_timeout_s
-        by_study, refused = await _in_pool(state, deadline, triage, uploads, study, settings.max_pixel_bytes_per_file)
+        by_study, refused = await in_pool(state, triage, uploads, study, settings.max_pixel_bytes_per_file, deadline=deadline)
         accepted, failed = await _analyse(state, by_study, deadline, min_score)
     refused = refused + failed
     for refusal in refused:

@@ -15,10 +15,9 @@ TID 1500 document costs time per finding).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -31,10 +30,11 @@ from service.batcher import (
     OutOfMemoryError,
     QueueFullError,
 )
+from service.detection import sr_document
 from service.dicom_status import OUT_OF_RESOURCES, PROCESSING_FAILURE
 from service.errors import ServiceError
 from service.instances import DecodedInstance
-from service.sr import build_sr, read_header
+from service.pool import in_pool
 from service.sr_store import KeptSR, describe_sr
 from service.state import ServiceState
 
@@ -79,11 +79,8 @@ def _prepare(decoded: Sequence[DecodedInstance], state: ServiceState) -> tuple[l
 
 
 def _sr(state: ServiceState, results: list[dict[str, Any]], decoded: Sequence[DecodedInstance], min_score: float) -> KeptSR:
-    headers = [read_header(item.instance.data) for item in decoded]
     try:
-        document = build_sr(
-            results, headers, model_name=state.model.name, model_version=state.model.version, min_score=min_score
-        )
+        document = sr_document(state, results, [item.instance.data for item in decoded], min_score)
     except ServiceError as error:
         raise AnalysisError(PROCESSING_FAILURE, error.message, transient=False) from None
     return describe_sr(document)
@@ -102,10 +99,6 @@ def strongest_findings(results: list[dict[str, Any]], limit: int) -> list[dict[s
     ]
 
 
-async def _in_pool(state: ServiceState, function: Callable[..., T], *args: Any) -> T:
-    return await asyncio.get_running_loop().run_in_executor(state.decode_pool, function, *args)
-
-
 async def analyse_study(
     state: ServiceState,
     decoded: Sequence[DecodedInstance],
@@ -120,7 +113,7 @@ async def analyse_study(
     """
     started = time.monotonic()
     study = decoded[0].instance.study_instance_uid
-    slices, inputs = await _in_pool(state, _prepare, decoded, state)
+    slices, inputs = await in_pool(state, _prepare, decoded, state)
     try:
         detections = await state.batcher.submit([item.image for item in inputs], timeout_s=timeout_s)
     except BatcherError as error:
@@ -130,7 +123,7 @@ async def analyse_study(
     class_names = state.model.class_names
     results = [detections_to_result(d, i, class_names, min_score) for d, i in zip(detections, inputs)]
     results = strongest_findings(results, state.settings.sr_max_findings)
-    sr = await _in_pool(state, _sr, state, results, decoded, min_score)
+    sr = await in_pool(state, _sr, state, results, decoded, min_score)
     state.sr_store.keep(sr)
     if state.delivery is not None:
         state.delivery.enqueue(sr)

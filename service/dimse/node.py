@@ -83,7 +83,6 @@ class DicomNode:
         ae.add_supported_context(Verification)
         for sop_class in STORAGE_SOP_CLASSES:
             ae.add_supported_context(sop_class, storage_transfer_syntaxes())
-        ae.require_called_aet = True
         ae.maximum_associations = settings.dicom_max_associations
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = settings.dicom_timeout_s
         return ae
