@@ -35,7 +35,7 @@ PROCESSING_FAILURE = 0x0110
 DUPLICATE_SOP_INSTANCE = 0x0111
 #: not a CT image (the only SOP classes the model reads)
 SOP_CLASS_NOT_SUPPORTED = 0x0122
-#: no room: pending memory, the study's size limit, or a full queue
+#: no room for now (memory for received instances, the SR delivery queue, shutdown): retry later
 OUT_OF_RESOURCES = 0xA700
 #: the data set lacks what its SOP class needs, or belongs to another study than the one addressed
 DATA_SET_DOES_NOT_MATCH_SOP_CLASS = 0xA900
@@ -43,9 +43,9 @@ DATA_SET_DOES_NOT_MATCH_SOP_CLASS = 0xA900
 CANNOT_UNDERSTAND = 0xC000
 #: compressed with a transfer syntax no installed decoder reads
 TRANSFER_SYNTAX_NOT_SUPPORTED = 0xC122
-#: the instance would take its study over the study limits (instances or bytes): sending again
-#: cannot help, so it is refused with a "cannot understand" (Cxxx) failure, never A700
-STUDY_OVER_LIMIT = 0xC001
+#: over a configured size limit (the pixel budget of one file, or the instances or bytes of one
+#: study): sending it again cannot help, so it is a "cannot understand" (Cxxx) failure, never A700
+OVER_LIMIT = 0xC001
 #: the sender is not allowed to store
 NOT_AUTHORIZED = 0x0124
 
@@ -59,7 +59,7 @@ _BY_DICOM_ERROR: dict[str, int] = {
     TRUNCATED: DATA_SET_DOES_NOT_MATCH_SOP_CLASS,
     INVALID_PIXEL_DATA: DATA_SET_DOES_NOT_MATCH_SOP_CLASS,
     INVALID_GEOMETRY: DATA_SET_DOES_NOT_MATCH_SOP_CLASS,
-    TOO_LARGE: OUT_OF_RESOURCES,
+    TOO_LARGE: OVER_LIMIT,
     UNSUPPORTED_TRANSFER_SYNTAX: TRANSFER_SYNTAX_NOT_SUPPORTED,
 }
 

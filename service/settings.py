@@ -109,10 +109,18 @@ class ServiceSettings(BaseSettings):
     )
     dicom_max_associations: int = Field(16, ge=1, description="Concurrent associations the node accepts.")
     dicom_timeout_s: float = Field(60.0, gt=0, description="Network and DIMSE timeout of the DICOM node.")
-    max_pending_mib: float = Field(
-        1024.0, gt=0, description="Memory for received DICOM instances waiting for analysis; beyond it C-STORE refuses."
+    # studies received by STOW-RS or the DICOM node, held (encoded) until analysed
+    stow_study_quiet_s: float = Field(
+        5.0, ge=0, description="A study received by STOW-RS is analysed once no instance of it came for this long."
     )
-    max_concurrent_studies: int = Field(2, ge=1, description="Studies from the DICOM node analysed at the same time.")
+    max_study_mib: float = Field(
+        1200.0, gt=0, description="Encoded bytes of one study held for analysis (2000 slices of 512 x 512 take 1000 MiB)."
+    )
+    max_study_instances: int = Field(3000, ge=1, description="Instances of one study held for analysis.")
+    max_pending_mib: float = Field(
+        2048.0, gt=0, description="Memory for received instances waiting for (or in) analysis; beyond it intake refuses for now."
+    )
+    max_concurrent_studies: int = Field(2, ge=1, description="Studies analysed at the same time (STOW-RS and DICOM node).")
     # where findings go (at most one destination)
     sr_destination_ae_title: str | None = Field(None, description="AE title the SR is C-STOREd to.")
     sr_destination_host: str | None = Field(None, description="Host of the SR destination AE.")
@@ -203,6 +211,12 @@ class ServiceSettings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _one_study_fits(self) -> ServiceSettings:
+        if self.max_study_mib > self.max_pending_mib:
+            raise ValueError("max_study_mib must not exceed max_pending_mib (a whole study must fit in memory)")
+        return self
+
+    @model_validator(mode="after")
     def _dicom_node_restricted(self) -> ServiceSettings:
         if self.dicom_enabled and not self.dicom_allowed_calling_ae_titles:
             raise ValueError(
@@ -254,6 +268,10 @@ class ServiceSettings(BaseSettings):
     @property
     def max_pending_bytes(self) -> int:
         return int(self.max_pending_mib * MIB)
+
+    @property
+    def max_study_bytes(self) -> int:
+        return int(self.max_study_mib * MIB)
 
     @property
     def sr_keep_bytes(self) -> int:
