@@ -121,6 +121,10 @@ class ServiceSettings(BaseSettings):
         2048.0, gt=0, description="Memory for received instances waiting for (or in) analysis; beyond it intake refuses for now."
     )
     max_concurrent_studies: int = Field(2, ge=1, description="Studies analysed at the same time (STOW-RS and DICOM node).")
+    analysis_retry_initial_s: float = Field(
+        0.5, gt=0, description="First delay before a study's slices refused for load (queue full, deadline) are sent again."
+    )
+    analysis_retry_max_s: float = Field(15.0, gt=0, description="Longest delay between those attempts (they go on until shutdown).")
     # where findings go (at most one destination)
     sr_destination_ae_title: str | None = Field(None, description="AE title the SR is C-STOREd to.")
     sr_destination_host: str | None = Field(None, description="Host of the SR destination AE.")

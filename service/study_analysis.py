@@ -11,11 +11,13 @@ from :func:`fsd.inference.detections_to_result` and the SR from :func:`service.s
 the same calls ``/v1/detect`` makes.
 
 Inputs are made and submitted to the batcher in chunks of at most :data:`CHUNK_SLICES` slices
-(and never more than ``max_queue_slices``), so a 2000-slice study neither holds all its model
-inputs at once nor needs an empty queue to be admitted, and each chunk has the usual deadline
-(``request_timeout_s``). A chunk refused for load (queue full, deadline) is retried with a
-capped backoff for as long as the service runs; out of memory a few times; a model failure or
-a closed batcher fails the study with :class:`AnalysisError`.
+and a quarter of ``max_queue_slices`` (:func:`chunk_slices`), so a 2000-slice study neither
+holds all its model inputs at once nor needs an empty queue to be admitted (a request larger
+than the queue only enters an empty one, which steady HTTP load may never leave), and each
+chunk has the usual deadline (``request_timeout_s``). A chunk refused for load (queue full,
+deadline) is retried with a backoff from ``analysis_retry_initial_s`` doubling up to
+``analysis_retry_max_s``, for as long as the service runs; out of memory a few times; a model
+failure or a closed batcher fails the study with :class:`AnalysisError`.
 
 A study's SR carries at most ``sr_max_findings`` detections, the highest scores first: it goes
 into the radiologist's worklist, where hundreds of weak candidates help nobody (and building a
@@ -49,9 +51,6 @@ logger = logging.getLogger("fsd.service")
 CHUNK_SLICES = 64
 #: instances decoded per call into the decode pool (so HTTP requests get their turn)
 DECODE_GROUP = 16
-#: backoff of a chunk refused for load: first delay and cap (seconds)
-RETRY_INITIAL_S = 0.5
-RETRY_MAX_S = 15.0
 #: times a chunk may run out of memory before the study fails
 OUT_OF_MEMORY_ATTEMPTS = 3
 
@@ -131,12 +130,17 @@ async def _detect(state: ServiceState, images: list[Any], study: str) -> list[De
         except BatcherError as error:  # the model failed, or the batcher is closed (shutdown)
             raise AnalysisError(f"the model could not run ({type(error).__name__})") from None
         attempts += 1
-        delay = backoff_s(attempts, RETRY_INITIAL_S, RETRY_MAX_S)
+        delay = backoff_s(attempts, state.settings.analysis_retry_initial_s, state.settings.analysis_retry_max_s)
         logger.warning(
             "study %s: %d slice(s) not run (%s, attempt %d); retrying in %.1f s",
             hash_uid(study), len(images), reason, attempts, delay,
         )
         await asyncio.sleep(delay)
+
+
+def chunk_slices(max_queue_slices: int) -> int:
+    """Slices per batcher submission: small enough to enter a queue that is three quarters full."""
+    return max(1, min(CHUNK_SLICES, max_queue_slices // 4))
 
 
 def _sr(state: ServiceState, results: list[dict[str, Any]], datas: list[bytes], min_score: float) -> KeptSR:
@@ -158,7 +162,7 @@ async def analyse_study(state: ServiceState, instances: Sequence[Instance], *, m
     datas = [item.instance.data for item in decoded]
     del decoded
     inputs = iter_slice_inputs_from_ct(slices, state.model.preprocess, sources)
-    chunk_size = max(1, min(CHUNK_SLICES, state.settings.max_queue_slices))
+    chunk_size = chunk_slices(state.settings.max_queue_slices)
     class_names = state.model.class_names
     results: list[dict[str, Any]] = []
     while chunk := await in_pool(state, _next_chunk, inputs, chunk_size):
