@@ -16,6 +16,12 @@ receives into memory (``STORE_RECV_CHUNKED_DATASET`` stays off). A study is anal
 background once due (its association ended, or after ``dicom_study_quiet_s``), through the same
 pipeline and batcher as STOW-RS and HTTP requests.
 
+Shutdown: :meth:`DicomNode.stop` first marks the node stopping (new associations are rejected
+as transient, new C-STOREs answered A700, so senders try again later), then aborts the open
+associations (their senders see the abort and send the rest again later) and stops listening;
+only then does the app close intake and analyse what was received. No study is analysed while
+an association may still be adding to it, and nothing is acknowledged after intake closed.
+
 Logs name hashed UIDs, AE titles and addresses of peers, never patient attributes; pynetdicom's
 own loggers are kept at WARNING and its identifier dumps off.
 """
@@ -38,8 +44,8 @@ from service.study_pipeline import StudyPipeline
 
 logger = logging.getLogger("fsd.service.dicom")
 
-#: A-ASSOCIATE-RJ parameters (PS3.8 9.3.4): rejected-permanent by the service user
-_REJECT_PERMANENT, _SERVICE_USER = 0x01, 0x01
+#: A-ASSOCIATE-RJ parameters (PS3.8 9.3.4): rejected permanent or transient, by the service user
+_REJECT_PERMANENT, _REJECT_TRANSIENT, _SERVICE_USER = 0x01, 0x02, 0x01
 _NO_REASON, _CALLING_AE_NOT_RECOGNISED, _CALLED_AE_NOT_RECOGNISED = 0x01, 0x03, 0x07
 
 
@@ -61,6 +67,7 @@ class DicomNode:
         self._allowed_titles = frozenset(settings.dicom_allowed_calling_ae_titles)
         self._allowed_hosts = frozenset(settings.dicom_allowed_hosts)
         self._server: Any = None
+        self._stopping = False
         self.port: int | None = None
 
     # ------------------------------------------------------------------ life cycle (event loop)
@@ -97,10 +104,20 @@ class DicomNode:
         )
 
     async def stop(self) -> None:
-        """Stop listening; what was received is the pipeline's to analyse."""
+        """Refuse new associations and C-STOREs, abort the open associations, stop listening; what
+        was received is then the pipeline's to analyse."""
+        self._stopping = True
         if self._server is not None:
-            await asyncio.to_thread(self._server.shutdown)
+            await asyncio.to_thread(self._abort_and_shut_down)
         logger.info("DICOM node stopped")
+
+    def _abort_and_shut_down(self) -> None:
+        open_associations = list(self._server.active_associations)
+        for association in open_associations:
+            association.abort()
+        if open_associations:
+            logger.warning("DICOM node stopping: %d open association(s) aborted", len(open_associations))
+        self._server.shutdown()
 
     # ------------------------------------------------------------------ association threads
 
@@ -109,8 +126,10 @@ class DicomNode:
         calling = str(assoc.requestor.primitive.calling_ae_title).strip()
         called = str(assoc.requestor.primitive.called_ae_title).strip()
         address = str(assoc.requestor.address)
-        reason = None
-        if self._allowed_hosts and address not in self._allowed_hosts:
+        reason, result = None, _REJECT_PERMANENT
+        if self._stopping:
+            reason, result, outcome = _NO_REASON, _REJECT_TRANSIENT, "rejected_stopping"
+        elif self._allowed_hosts and address not in self._allowed_hosts:
             reason, outcome = _NO_REASON, "rejected_host"
         elif calling not in self._allowed_titles:
             reason, outcome = _CALLING_AE_NOT_RECOGNISED, "rejected_calling_ae_title"
@@ -121,7 +140,7 @@ class DicomNode:
             return
         self.state.metrics.associations.labels(outcome).inc()
         logger.warning("association from %s (calling AE %r) refused: %s", address, calling, outcome)
-        assoc.acse.send_reject(_REJECT_PERMANENT, _SERVICE_USER, reason)
+        assoc.acse.send_reject(result, _SERVICE_USER, reason)
         assoc.kill()  # as pynetdicom does after its own rejections: lets the DUL send the A-ASSOCIATE-RJ first
 
     def _on_echo(self, event: evt.Event) -> int:
@@ -137,6 +156,8 @@ class DicomNode:
         return status
 
     def _store(self, event: evt.Event) -> int:
+        if self._stopping:
+            return OUT_OF_RESOURCES
         delivery = self.state.delivery
         if delivery is not None and not delivery.has_room():
             return OUT_OF_RESOURCES

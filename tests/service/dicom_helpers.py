@@ -36,7 +36,7 @@ def datasets_of(datas: Sequence[bytes]) -> list[Dataset]:
     return [pydicom.dcmread(io.BytesIO(data)) for data in datas]
 
 
-def _sender(calling: str) -> AE:
+def sender_ae(calling: str) -> AE:
     ae = AE(ae_title=calling)
     ae.add_requested_context(Verification)
     for sop_class in (CTImageStorage, EnhancedCTImageStorage):
@@ -47,7 +47,7 @@ def _sender(calling: str) -> AE:
 
 def echo(port: int, *, calling: str = SENDER_AE, called: str = NODE_AE) -> int | None:
     """C-ECHO status, or None when the association is refused."""
-    association = _sender(calling).associate("127.0.0.1", port, ae_title=called)
+    association = sender_ae(calling).associate("127.0.0.1", port, ae_title=called)
     if not association.is_established:
         return None
     status = association.send_c_echo()
@@ -59,7 +59,7 @@ def send_study(
     port: int, datasets: Sequence[Dataset], *, calling: str = SENDER_AE, called: str = NODE_AE
 ) -> list[int] | None:
     """C-STORE every data set over one association; their statuses, or None when refused."""
-    association = _sender(calling).associate("127.0.0.1", port, ae_title=called)
+    association = sender_ae(calling).associate("127.0.0.1", port, ae_title=called)
     if not association.is_established:
         return None
     statuses = []

@@ -217,3 +217,36 @@ def test_delivery_backoff_doubles_up_to_its_cap():
     destination = DimseDestination(called_ae_title="PACS", host="127.0.0.1", port=1, calling_ae_title="FSD", timeout_s=1)
     queue = DeliveryQueue(destination, max_queue=10, initial_s=2, max_s=30, metrics=ServiceMetrics())
     assert [queue.backoff_s(attempts) for attempts in range(1, 7)] == [2, 4, 8, 16, 30, 30]
+
+
+def test_shutdown_aborts_open_associations_before_analysing_what_they_sent(make_app, series_uploads):
+    """An association still open at shutdown used to go on being answered 0000 into a collector
+    nobody drained, while its study was analysed in part; now it is aborted first, and what it
+    had sent is analysed."""
+    import threading
+    from contextlib import ExitStack
+
+    from dicom_helpers import sender_ae
+
+    datasets = datasets_of([data for _, data in series_uploads])
+    study = str(datasets[0].StudyInstanceUID)
+    stack = ExitStack()
+    client = stack.enter_context(serving(_node_app(make_app)))
+    state = client.app.state.service
+    association = sender_ae("TESTSCU").associate("127.0.0.1", _port(client), ae_title="FSD")
+    try:
+        assert association.is_established
+        assert [int(association.send_c_store(ds).Status) for ds in datasets[:2]] == [0, 0]
+        stopping = threading.Thread(target=stack.close)
+        stopping.start()
+        wait_for(lambda: not association.is_established, timeout_s=20, what="the association aborted by the stopping node")
+        stopping.join(timeout=60)
+        assert not stopping.is_alive()
+    finally:
+        if association.is_established:
+            association.abort()
+        stack.close()
+    assert association.is_aborted
+    (kept,) = state.sr_store.find(study)
+    assert _evidence(pydicom.dcmread(io.BytesIO(kept.data))) == {str(ds.SOPInstanceUID) for ds in datasets[:2]}
+    assert state.pipeline.collector.closed and state.pipeline.collector.pending_bytes == 0
