@@ -37,6 +37,7 @@ from service.routes import detect, health, metrics, studies, viewer, wado
 from service.routes import model as model_routes
 from service.runtime import load_model, make_infer, size_bucket, warmup_image
 from service.settings import ServiceSettings, load_settings
+from service.sr_spool import SRSpool
 from service.sr_store import SRStore
 from service.state import Admission, ServiceState
 from service.study_pipeline import StudyPipeline
@@ -107,6 +108,7 @@ def _delivery_queue(settings: ServiceSettings, metrics: ServiceMetrics, sr_store
         max_s=settings.delivery_retry_max_s,
         metrics=metrics,
         sr_store=sr_store,
+        spool=SRSpool(settings.sr_spool_dir) if settings.sr_spool_dir is not None else None,
     )
 
 

@@ -14,6 +14,12 @@ it and block intake), kept retrievable by WADO-RS in the SR store (kept again, s
 ``sr_keep_s`` from then), counted in ``fsd_sr_deliveries_total{outcome="dead_lettered"}`` and
 logged as an error with its hashed UID and the reason.
 
+With a spool (``sr_spool_dir``, :mod:`service.sr_spool`) every queued SR is also on disk until it
+is delivered or dead-lettered, and the spool is reloaded at start, so SRs still waiting at
+shutdown are sent after the restart. Without one (the default) the queue lives in memory: SRs
+still waiting when the service stops are tried once more and then logged as lost (they are
+not kept anywhere).
+
 The queue is bounded where work enters, not here: intake (STOW-RS and the DICOM node) asks
 :meth:`DeliveryQueue.has_room` before accepting a study, and refuses it (503 / C-STORE A700)
 when ``max_queue`` SRs are waiting, so nothing already made is ever dropped. Attempts, failures
@@ -32,6 +38,7 @@ from fsd.io.dicom import hash_uid
 from service.backoff import backoff_s
 from service.destinations import DeliveryError, Destination
 from service.metrics import ServiceMetrics
+from service.sr_spool import SRSpool
 from service.sr_store import KeptSR, SRStore
 
 logger = logging.getLogger("fsd.service")
@@ -48,7 +55,7 @@ class _Pending:
 class DeliveryQueue:
     """SRs waiting for ``destination``; ``start`` on the event loop, ``close`` on shutdown.
 
-    ``sr_store`` keeps dead-lettered SRs retrievable.
+    ``sr_store`` keeps dead-lettered SRs retrievable; ``spool`` keeps waiting SRs across restarts.
     """
 
     def __init__(
@@ -60,9 +67,11 @@ class DeliveryQueue:
         max_s: float,
         metrics: ServiceMetrics,
         sr_store: SRStore | None = None,
+        spool: SRSpool | None = None,
     ) -> None:
         self.destination = destination
         self.sr_store = sr_store
+        self.spool = spool
         self.max_queue = max_queue
         self.initial_s = initial_s
         self.max_s = max(max_s, initial_s)
@@ -75,6 +84,16 @@ class DeliveryQueue:
         self.dead_lettered = 0
 
     def start(self) -> None:
+        """Queue again the SRs the spool holds, then start delivering (on the running event loop)."""
+        if self.spool is not None:
+            reloaded = self.spool.load()
+            for sr in reloaded:
+                self._pending.append(_Pending(sr))
+                if self.sr_store is not None:
+                    self.sr_store.keep(sr)
+            if reloaded:
+                logger.info("%d SR(s) waiting for delivery reloaded from the spool", len(reloaded))
+                self._update_metrics()
         self._task = asyncio.create_task(self._work(), name="fsd-sr-delivery")
         logger.info("SRs go to %s", self.destination.describe())
 
@@ -89,6 +108,11 @@ class DeliveryQueue:
 
     def enqueue(self, sr: KeptSR) -> None:
         """Queue one SR (event loop only); never refused: intake keeps the queue bounded."""
+        if self.spool is not None:
+            try:
+                self.spool.save(sr)
+            except OSError as error:  # still delivered from memory; only a restart would lose it
+                logger.error("SR %s not written to the spool: %s", hash_uid(sr.sop_instance_uid), type(error).__name__)
         self._pending.append(_Pending(sr))
         self._update_metrics()
         self._wake.set()
@@ -108,8 +132,16 @@ class DeliveryQueue:
                 self._task.cancel()
                 await asyncio.gather(self._task, return_exceptions=True)
         left = len(self._pending)
-        if left:
-            logger.error("%d SR(s) not delivered to %s at shutdown", left, self.destination.describe())
+        if left and self.spool is not None:
+            logger.warning(
+                "%d SR(s) not delivered to %s at shutdown; they stay in the spool and are sent after the restart",
+                left, self.destination.describe(),
+            )
+        elif left:
+            logger.error(
+                "%d SR(s) not delivered to %s at shutdown and lost (no sr_spool_dir); they were: %s",
+                left, self.destination.describe(), ", ".join(hash_uid(item.sr.sop_instance_uid) for item in self._pending),
+            )
         return left
 
     async def _work(self) -> None:
@@ -145,6 +177,7 @@ class DeliveryQueue:
             self._failed(item, label, f"unexpected {type(error).__name__}")
             return
         self._pending.remove(item)
+        self._unspool(item)
         self.delivered += 1
         self._metrics.deliveries.labels(label, "delivered").inc()
         self._update_metrics()
@@ -153,8 +186,16 @@ class DeliveryQueue:
             hash_uid(item.sr.sop_instance_uid), self.destination.describe(), item.attempts + 1,
         )
 
+    def _unspool(self, item: _Pending) -> None:
+        if self.spool is not None:
+            try:
+                self.spool.remove(item.sr.sop_instance_uid)
+            except OSError as error:
+                logger.error("SR %s not removed from the spool: %s", hash_uid(item.sr.sop_instance_uid), type(error).__name__)
+
     def _dead_letter(self, item: _Pending, label: str, reason: str) -> None:
         self._pending.remove(item)
+        self._unspool(item)
         self.dead_lettered += 1
         kept = self.sr_store is not None and self.sr_store.keep(item.sr)
         self._metrics.deliveries.labels(label, "dead_lettered").inc()

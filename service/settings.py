@@ -142,6 +142,9 @@ class ServiceSettings(BaseSettings):
     delivery_retry_initial_s: float = Field(2.0, gt=0, description="First delay before retrying a failed delivery.")
     delivery_retry_max_s: float = Field(300.0, gt=0, description="Longest delay between delivery attempts.")
     delivery_timeout_s: float = Field(60.0, gt=0, description="Time allowed for one delivery attempt.")
+    sr_spool_dir: Path | None = Field(
+        None, description="Directory keeping SRs that wait for delivery across restarts (SRs only; off: lost at shutdown)."
+    )
     sr_max_findings: int = Field(
         50, ge=1, description="Most detections a study's SR carries (highest scores first); /v1/detect is not capped."
     )
@@ -207,6 +210,8 @@ class ServiceSettings(BaseSettings):
             )
         if dimse[0] is not None and self.sr_destination_stow_url is not None:
             raise ValueError("configure one SR destination: a DICOM AE or sr_destination_stow_url, not both")
+        if self.sr_spool_dir is not None and not self.has_sr_destination:
+            raise ValueError("sr_spool_dir is only used with an SR destination")
         for name in ("sr_destination_authorization", "sr_destination_ca_bundle"):
             if getattr(self, name) is not None and self.sr_destination_stow_url is None:
                 raise ValueError(f"{name} is only used with sr_destination_stow_url")

@@ -152,3 +152,28 @@ def test_stow_over_https_trusts_the_configured_ca_bundle(make_app, series_upload
                 assert metric(client, "fsd_sr_delivery_pending") == 1
     assert ("FailureReason 0x0122" in caplog.text) == trusted
     assert ("ConnectError" in caplog.text) != trusted
+
+
+def test_srs_waiting_at_shutdown_are_sent_after_a_restart_with_a_spool(make_app, series_uploads, tmp_path):
+    spool = tmp_path / "spool"
+    port = free_port()
+    settings = {**_pacs(port), **RETRY, "sr_spool_dir": spool}
+    with serving(make_app(**settings)) as client:  # the PACS is down
+        study = _store(client, series_uploads[0][1])
+        wait_for(lambda: metric(client, FAILED % "dimse") >= 1, what="a failed delivery")
+    (spooled,) = spool.iterdir()
+    assert pydicom.dcmread(spooled).Modality == "SR", "only the service's SRs are spooled, never images"
+    assert spooled.stat().st_mode & 0o777 == 0o600 and spool.stat().st_mode & 0o777 == 0o700
+    with storage_scp(port) as pacs, serving(make_app(**settings)) as client:  # restarted, and the PACS is up
+        (sr,) = wait_for(lambda: list(pacs.received), what="the SR at the PACS after the restart")
+        assert sr.StudyInstanceUID == study
+        wait_for(lambda: not list(spool.iterdir()), what="an empty spool")
+        assert client.get(f"/v1/studies/{study}", headers=AUTH).status_code == 200, "served by WADO-RS again"
+
+
+def test_without_a_spool_srs_waiting_at_shutdown_are_logged_as_lost(make_app, series_uploads, caplog):
+    caplog.set_level(logging.INFO, logger="fsd")
+    with serving(make_app(**_pacs(free_port()), **RETRY)) as client:
+        _store(client, series_uploads[0][1])
+        wait_for(lambda: metric(client, FAILED % "dimse") >= 1, what="a failed delivery")
+    assert "not delivered" in caplog.text and "lost (no sr_spool_dir)" in caplog.text
