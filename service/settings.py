@@ -102,7 +102,8 @@ class ServiceSettings(BaseSettings):
         default_factory=list, description="Calling AE titles the node accepts associations from (required)."
     )
     dicom_allowed_hosts: list[str] = Field(
-        default_factory=list, description="IP addresses the node accepts associations from (empty: any)."
+        default_factory=list,
+        description="IP addresses the node accepts associations from (empty: any, refused on a non-loopback address).",
     )
     dicom_study_quiet_s: float = Field(
         0.0, ge=0, description="0: analyse a study when its association ends; else once no instance came for this long."

@@ -47,6 +47,7 @@ def test_environment_configures_the_node_with_json_lists(monkeypatch):
         ({"sr_destination_authorization": "Basic abc"}, "only used with sr_destination_stow_url"),
         ({"sr_destination_ca_bundle": "/etc/hostname"}, "only used with sr_destination_stow_url"),
         ({"sr_spool_dir": "/tmp/fsd-spool"}, "only used with an SR destination"),
+        ({"max_study_mib": 4096}, "must not exceed max_pending_mib"),
         ({"sr_destination_stow_url": "https://pacs", "sr_destination_ca_bundle": "/no/such/ca.pem"}, "is not a file"),
         ({**NODE, "host": "0.0.0.0", "api_key": KEY}, "dicom_allowed_hosts"),
         ({**NODE, "dicom_host": "10.20.0.3"}, "dicom_allowed_hosts"),
