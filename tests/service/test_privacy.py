@@ -152,6 +152,7 @@ def test_the_dicom_node_and_stow_keep_patient_identity_out_of_the_logs(make_app,
     with serving(app) as client, storage_scp(pacs_port) as pacs:
         port = client.app.state.dicom_node.port
         assert send_study(port, datasets_of([*datas, refused])) == [0, 0, 0, 0x0122]
+        wait_for(lambda: pacs.received, what="the DIMSE study's SR")  # so the STOW-RS copy is a study of its own
         body, content_type = stow_request([*datas, refused])
         stow = client.post("/v1/studies", content=body, headers={**AUTH, "Content-Type": content_type})
         assert stow.status_code == 202
