@@ -62,5 +62,6 @@ EXPOSE 8000 11112
 # readiness (model loaded and warmed up); slim images have no curl, so ask Python
 HEALTHCHECK --interval=10s --timeout=5s --start-period=300s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health/ready' % os.environ.get('FSD_PORT', '8000'), timeout=4)"]
-# FSD_API_KEY is required (the server refuses to listen on 0.0.0.0 without one)
+# FSD_API_KEY is required (the server refuses to listen on 0.0.0.0 without one), and so is
+# FSD_DICOM_ALLOWED_HOSTS with FSD_DICOM_ENABLED=true (no DICOM node open to any host)
 ENTRYPOINT ["python", "-m", "service"]

@@ -10,10 +10,15 @@ re-identified with fresh study/series/instance UIDs per sender) over one associa
 modality or PACS does. Afterwards every study's SR is looked for with WADO-RS on ``--url``
 (``GET /v1/studies/{uid}``) and must reference all of the study's instances. With ``--abuse``,
 while the load runs, other threads send malformed PDUs, associations from an unknown calling AE
-title and, with ``--oversized N``, a study of N instances (expected to be refused with A700 by a
-node whose ``max_files`` is below N); none of it may disturb the load. The report counts
+title and, with ``--oversized N``, a study of N instances (expected to be refused in part with
+C001, a status senders do not retry, by a node whose ``max_study_instances`` is below N, and
+the part it acknowledged analysed); none of it may disturb the load. The report counts
 instances stored, studies lost (no SR in time), the time from each association's end until its
-SR was found (each sender polls for its own), and the abuse outcomes; the exit status is 1 when anything was lost or an abuse was accepted.
+SR was found (each sender polls for its own), and the abuse outcomes; the exit status is 1 when
+anything was lost or an abuse was accepted.
+
+``--size 512`` sends clinical-size slices (512 x 512, 16-bit: 0.5 MiB each); ``--slices 200``
+and more make studies larger than what the node used to hold (about 170 such slices).
 """
 
 from __future__ import annotations
@@ -51,6 +56,8 @@ class SenderResult:
     study_instance_uid: str
     sop_instance_uids: list[str]
     statuses: Counter[str] = field(default_factory=Counter)
+    #: the instances answered 0000 (those the node must analyse)
+    acknowledged: list[str] = field(default_factory=list)
     sent_s: float = 0.0
     ended_at: float = 0.0
     error: str | None = None
@@ -113,6 +120,8 @@ def send(args: argparse.Namespace, datasets: list[pydicom.Dataset], calling: str
         for dataset in datasets:
             status = association.send_c_store(dataset)
             result.statuses[f"{int(status.Status):04X}" if status else "none"] += 1
+            if status and int(status.Status) == 0:
+                result.acknowledged.append(str(dataset.SOPInstanceUID))
     finally:
         association.release()
     result.ended_at = time.monotonic()
@@ -135,8 +144,8 @@ def malformed(args: argparse.Namespace, payload: bytes) -> str:
 
 
 def wait_for_sr(client: httpx.Client, result: SenderResult, deadline: float) -> float | None:
-    """Seconds from the association's end until the study's SR referenced every instance; None if never."""
-    wanted = set(result.sop_instance_uids)
+    """Seconds from the association's end until the study's SR referenced every acknowledged instance; None if never."""
+    wanted = set(result.acknowledged)
     while time.monotonic() < deadline:
         response = client.get(f"/v1/studies/{result.study_instance_uid}/metadata")
         if response.status_code == 200:
@@ -181,9 +190,18 @@ def run(args: argparse.Namespace) -> dict:
         stranger = send(args, reidentified(slices[:2]), "INTRUDER")
         abuse["unknown AE title: " + ("refused" if stranger.error else "ACCEPTED")] += 1
         if args.oversized:
-            big = send(args, reidentified(source_slices(args.oversized, args.size, args.files)), args.calling_ae)
-            refused = big.statuses.get("A700", 0)
-            abuse["oversized study: " + (f"refused ({refused} of {args.oversized} instances A700)" if refused else "ACCEPTED")] += 1
+            big = send(args, reidentified([slices[i % len(slices)] for i in range(args.oversized)]), args.calling_ae)
+            refused = big.statuses.get("C001", 0)
+            if not refused:
+                outcome = "ACCEPTED"
+            else:
+                with httpx.Client(base_url=args.url, headers=headers, timeout=30) as client:
+                    analysed = wait_for_sr(client, big, big.ended_at + args.timeout) is not None
+                outcome = (
+                    f"refused ({refused} of {args.oversized} instances C001), "
+                    + (f"the {len(big.acknowledged)} acknowledged analysed" if analysed else "acknowledged instances LOST")
+                )
+            abuse["oversized study: " + outcome] += 1
 
     started = time.monotonic()
     threads = [threading.Thread(target=sender, args=(index,)) for index in range(args.senders)]
@@ -240,9 +258,9 @@ def main() -> None:
     print(text)
     if args.json:
         args.json.write_text(text)
-    accepted_abuse = any("ACCEPTED" in key for key in report["abuse"])
+    abuse_failed = any("ACCEPTED" in key or "LOST" in key for key in report["abuse"])
     stored_all = report["statuses"].get("0000", 0) == report["instances_sent"]
-    sys.exit(0 if report["studies_lost"] == 0 and stored_all and not accepted_abuse else 1)
+    sys.exit(0 if report["studies_lost"] == 0 and stored_all and not abuse_failed else 1)
 
 
 if __name__ == "__main__":

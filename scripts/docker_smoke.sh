@@ -2,8 +2,9 @@
 # Docker smoke test: build the image, run it with an API key, wait until it is ready (and until
 # Docker's HEALTHCHECK says healthy), POST a synthetic CT series, check the answer (200, one
 # result per slice, the documented schema, a DICOM SR on request, 401 without the key), check
-# that it runs as non-root and refuses to start without a key, then stop it with SIGTERM and
-# expect a clean exit.
+# that it runs as non-root, refuses to start without a key and refuses a DICOM node open to any
+# host, C-ECHO its DICOM node (allowed from the Docker bridge gateway, where published-port
+# connections come from), then stop it with SIGTERM and expect a clean exit.
 #
 # Environment:
 #   MODEL_DIR    exported model to bake in (default runs/demo/export, from `make demo`). When it
@@ -81,9 +82,24 @@ set -e
 [ "$status" = 2 ] && grep -q "without an API key" <<<"$refusal" \
   || { echo "expected exit 2 and a message, got $status: $refusal" >&2; exit 1; }
 
+log "a DICOM node on 0.0.0.0 open to any host is refused too"
+set +e
+refusal=$(docker run --rm -e FSD_API_KEY="$KEY" -e FSD_DICOM_ENABLED=true \
+  -e FSD_DICOM_ALLOWED_CALLING_AE_TITLES='["SMOKE"]' "$IMAGE" 2>&1); status=$?
+set -e
+[ "$status" = 2 ] && grep -q "dicom_allowed_hosts" <<<"$refusal" \
+  || { echo "expected exit 2 and a message, got $status: $refusal" >&2; exit 1; }
+
+# connections to a published port reach the container from the bridge's gateway address
+GATEWAY=$(docker run --rm --entrypoint python "$IMAGE" -c "import socket, struct
+routes = [line.split() for line in open('/proc/net/route').readlines()[1:]]
+print(next(socket.inet_ntoa(struct.pack('<L', int(r[2], 16))) for r in routes if r[1] == '00000000'))")
+echo "DICOM node allowed from the Docker gateway $GATEWAY"
+
 log "starting the server"
 docker run -d --name "$NAME" -p "127.0.0.1:$PORT:8000" -p "127.0.0.1:$DICOM_PORT:11112" -e FSD_API_KEY="$KEY" \
-  -e FSD_DICOM_ENABLED=true -e FSD_DICOM_ALLOWED_CALLING_AE_TITLES='["SMOKE"]' "$IMAGE" >/dev/null
+  -e FSD_DICOM_ENABLED=true -e FSD_DICOM_ALLOWED_CALLING_AE_TITLES='["SMOKE"]' \
+  -e FSD_DICOM_ALLOWED_HOSTS="[\"$GATEWAY\"]" "$IMAGE" >/dev/null
 [ "$(docker exec "$NAME" id -u)" != 0 ] || { echo "the server runs as root" >&2; exit 1; }
 
 URL="http://127.0.0.1:$PORT"

@@ -3,10 +3,11 @@
 Start-up loads the exported model (TorchScript + model card) on the configured device (CUDA when
 available with "auto"), starts the batcher's model thread and the decode pool, then warms the
 model up in the background: ``/health/live`` answers at once, ``/health/ready`` only after the
-warm-up inference. When configured it also starts the SR delivery queue and the DICOM node.
-Shutdown marks the app not ready, stops the DICOM node (analysing what it received), lets the
-batcher finish every queued slice (in-flight requests complete; uvicorn stops accepting
-connections first), tries the undelivered SRs once more, then stops the threads. Tests pass
+warm-up inference. It starts the study pipeline (studies received by STOW-RS or the DICOM node,
+analysed in the background) and, when configured, the SR delivery queue and the DICOM node.
+Shutdown (uvicorn has stopped accepting connections and finished in-flight requests) marks the
+app not ready, stops the DICOM node, closes intake and analyses every study received, lets the
+batcher finish every queued slice, tries the undelivered SRs once more, then stops the threads. Tests pass
 their own ``settings`` and may pass an already loaded ``model``.
 """
 
@@ -36,8 +37,10 @@ from service.routes import detect, health, metrics, studies, viewer, wado
 from service.routes import model as model_routes
 from service.runtime import load_model, make_infer, size_bucket, warmup_image
 from service.settings import ServiceSettings, load_settings
+from service.sr_spool import SRSpool
 from service.sr_store import SRStore
 from service.state import Admission, ServiceState
+from service.study_pipeline import StudyPipeline
 
 logger = logging.getLogger("fsd.service")
 
@@ -94,7 +97,7 @@ def _build_state(
     )
 
 
-def _delivery_queue(settings: ServiceSettings, metrics: ServiceMetrics) -> DeliveryQueue | None:
+def _delivery_queue(settings: ServiceSettings, metrics: ServiceMetrics, sr_store: SRStore) -> DeliveryQueue | None:
     destination = destination_from_settings(settings)
     if destination is None:
         return None
@@ -104,6 +107,8 @@ def _delivery_queue(settings: ServiceSettings, metrics: ServiceMetrics) -> Deliv
         initial_s=settings.delivery_retry_initial_s,
         max_s=settings.delivery_retry_max_s,
         metrics=metrics,
+        sr_store=sr_store,
+        spool=SRSpool(settings.sr_spool_dir) if settings.sr_spool_dir is not None else None,
     )
 
 
@@ -121,15 +126,17 @@ def create_app(settings: ServiceSettings | None = None, *, model: InferenceModel
         else:
             loaded, device = model, _model_device(model)
         state = _build_state(settings, loaded, device, metrics_registry)
-        state.delivery = _delivery_queue(settings, metrics_registry)
+        state.delivery = _delivery_queue(settings, metrics_registry, state.sr_store)
+        state.pipeline = StudyPipeline(state)
         state.batcher.start()
         if state.delivery is not None:
             state.delivery.start()
+        state.pipeline.start()
         node = None
         if settings.dicom_enabled:
             from service.dimse.node import DicomNode
 
-            node = DicomNode(state)
+            node = DicomNode(state, state.pipeline)
             node.start()
         app.state.service = state
         app.state.dicom_node = node
@@ -139,7 +146,8 @@ def create_app(settings: ServiceSettings | None = None, *, model: InferenceModel
         finally:
             state.mark_not_ready()
             if node is not None:
-                await node.stop(settings.shutdown_timeout_s)
+                await node.stop()
+            await state.pipeline.stop(settings.shutdown_timeout_s)
             drained = await state.batcher.drain(settings.shutdown_timeout_s)
             if state.delivery is not None:
                 await state.delivery.close(settings.shutdown_timeout_s)

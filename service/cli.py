@@ -1,5 +1,5 @@
 """The server's command line: ``python -m service`` (the Docker entry point) and ``fsd serve``
-run :func:`serve_command`, which starts the app with uvicorn.
+run :func:`serve_command`, which starts the app with uvicorn (:mod:`service.server`).
 
 Settings come from ``--config`` (or $FSD_SETTINGS_FILE), then ``FSD_*`` environment variables,
 then these flags (highest). The API key is read from $FSD_API_KEY, the settings file or
@@ -86,15 +86,9 @@ def serve_command(
 
     from service.app import create_app
     from service.log_config import configure_logging
+    from service.server import uvicorn_config
 
     configure_logging(settings.log_level)
     if not settings.auth_enabled:
         typer.secho("warning: no API key configured; every client may call the API", fg=typer.colors.YELLOW, err=True)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        timeout_graceful_shutdown=int(settings.shutdown_timeout_s),
-        server_header=False,
-    )
+    uvicorn.Server(uvicorn_config(create_app(settings), settings)).run()

@@ -10,11 +10,10 @@ Logs carry counts, timings and hashed series UIDs only.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
@@ -32,13 +31,13 @@ from service.body import read_body
 from service.errors import ServiceError
 from service.ingest import DecodedUploads, Upload, decode_uploads
 from service.negotiation import wants_dicom
+from service.pool import deadline_exceeded, in_pool
 from service.preview import preview_data_url
 from service.sr import build_sr, read_header
 from service.state import ServiceState
 
 logger = logging.getLogger("fsd.service")
 DICOM_MEDIA_TYPE = "application/dicom"
-T = TypeVar("T")
 #: turns a request body and its Content-Type into uploads (``max_files`` is the third argument)
 UploadParser = Callable[[bytes, str | None, int], list[Upload]]
 
@@ -47,35 +46,16 @@ def _unavailable(state: ServiceState, code: str, message: str) -> ServiceError:
     return ServiceError(503, code, message, headers={"Retry-After": str(state.settings.retry_after_s)})
 
 
-def _timeout(state: ServiceState) -> ServiceError:
-    return ServiceError(
-        504,
-        "deadline_exceeded",
-        f"The request did not finish within {state.settings.request_timeout_s:g} s (setting request_timeout_s).",
-    )
-
-
 def batcher_error_to_http(state: ServiceState, error: BatcherError) -> ServiceError:
     if isinstance(error, QueueFullError):
         return _unavailable(state, "queue_full", "The inference queue is full; retry shortly.")
     if isinstance(error, BatcherClosedError):
         return _unavailable(state, "shutting_down", "The server is shutting down; retry on another instance.")
     if isinstance(error, DeadlineExceededError):
-        return _timeout(state)
+        return deadline_exceeded(state)
     if isinstance(error, OutOfMemoryError):
         return _unavailable(state, "insufficient_memory", "The model ran out of memory on a single slice of this request.")
     return ServiceError(500, "inference_failed", "The model failed on this request; the failure was logged.")
-
-
-async def _in_pool(state: ServiceState, deadline: float, function: Callable[..., T], *args: Any) -> T:
-    loop = asyncio.get_running_loop()
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise _timeout(state)
-    try:
-        return await asyncio.wait_for(loop.run_in_executor(state.decode_pool, function, *args), remaining)
-    except asyncio.TimeoutError:
-        raise _timeout(state) from None
 
 
 def _attach_previews(results: list[dict[str, Any]], decoded: DecodedUploads) -> None:
@@ -85,8 +65,10 @@ def _attach_previews(results: list[dict[str, Any]], decoded: DecodedUploads) -> 
         result["preview_png"] = preview_data_url(ct_slice.hu, ct_slice.window)
 
 
-def _sr_bytes(state: ServiceState, results: list[dict[str, Any]], uploads: list[Upload], min_score: float) -> bytes:
-    headers = [read_header(upload.data) for upload in uploads]
+def sr_document(state: ServiceState, results: list[dict[str, Any]], datas: Sequence[bytes], min_score: float) -> bytes:
+    """The SR (Part 10 bytes) of ``results`` over the DICOM files ``datas`` they came from (their
+    headers are re-read from memory); ServiceError 422 when no valid SR can be built from them."""
+    headers = [read_header(data) for data in datas]
     return build_sr(results, headers, model_name=state.model.name, model_version=state.model.version, min_score=min_score)
 
 
@@ -98,8 +80,8 @@ async def detect(
         raise _unavailable(state, "not_ready", "The model is still warming up; retry shortly.")
     deadline = started + state.settings.request_timeout_s
     preprocess = state.model.preprocess
-    decoded = await _in_pool(
-        state, deadline, decode_uploads, uploads, preprocess, state.settings.max_pixel_bytes_per_file
+    decoded = await in_pool(
+        state, decode_uploads, uploads, preprocess, state.settings.max_pixel_bytes_per_file, deadline=deadline
     )
     decoded_at = time.monotonic()
     try:
@@ -112,7 +94,7 @@ async def detect(
     class_names = state.model.class_names
     results = [detections_to_result(d, i, class_names, min_score) for d, i in zip(detections, decoded.inputs)]
     if preview and not as_dicom:
-        await _in_pool(state, deadline, _attach_previews, results, decoded)
+        await in_pool(state, _attach_previews, results, decoded, deadline=deadline)
     series = sorted({hash_uid(str(s.series_instance_uid)) for s in decoded.slices})
     found = sum(len(result["detections"]) for result in results)
     timing = {
@@ -125,7 +107,8 @@ async def detect(
         found, len(results), len(uploads), ",".join(series), timing["total"],
     )
     if as_dicom:
-        document = await _in_pool(state, deadline, _sr_bytes, state, results, uploads, min_score)
+        datas = [upload.data for upload in uploads]
+        document = await in_pool(state, sr_document, state, results, datas, min_score, deadline=deadline)
         return Response(document, media_type=DICOM_MEDIA_TYPE, headers={"Content-Disposition": 'attachment; filename="fsd-sr.dcm"'})
     return {"model": {"name": state.model.name, "version": state.model.version}, "results": results, "timing_ms": timing}
 

@@ -1,10 +1,12 @@
 """One received DICOM instance, whichever way it came (STOW-RS part or C-STORE), and its triage.
 
 :func:`identify` reads the few header attributes that route an instance (SOP class and instance,
-study and series UIDs) without touching pixel data; :func:`decode` reads it as CT with
-:func:`fsd.io.dicom.read_ct` under the pixel budget. Either says why an instance is refused as a
-:class:`Refusal` carrying the storage status of :mod:`service.dicom_status`. Messages name
-attributes and sizes only, never values (they may be patient data).
+study and series UIDs) without touching pixel data; :func:`validate` runs every check of
+:func:`fsd.io.dicom.read_ct` under the pixel budget without decoding (what intake does before
+accepting an instance); :func:`decode` reads it as CT slices (what the analysis does, later).
+Each says why an instance is refused as a :class:`Refusal` carrying the storage status of
+:mod:`service.dicom_status`. Messages name attributes and sizes only, never values (they may be
+patient data).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 
-from fsd.io.dicom import CT_SOP_CLASSES, CTSlice, DicomError, read_ct
+from fsd.io.dicom import CT_SOP_CLASSES, CTSlice, DicomError, check_ct, read_ct
 from service.dicom_status import (
     CANNOT_UNDERSTAND,
     DATA_SET_DOES_NOT_MATCH_SOP_CLASS,
@@ -51,6 +53,8 @@ class Refusal:
 
 @dataclass(frozen=True)
 class DecodedInstance:
+    """An accepted instance and its CT slices in HU (one per frame), decoded for its analysis."""
+
     instance: Instance
     slices: list[CTSlice]
 
@@ -85,15 +89,28 @@ def identify(data: bytes, label: str) -> Instance | Refusal:
     return Instance(data, label, sop_class, sop_instance, study, series)
 
 
+def _refusal_of_dicom_error(instance: Instance, error: DicomError) -> Refusal:
+    return Refusal(
+        instance.label, status_of_dicom_error(error.code), f"{instance.label}: {error.message}",
+        instance.sop_class_uid, instance.sop_instance_uid,
+    )
+
+
+def validate(instance: Instance, max_pixel_bytes: int) -> Instance | Refusal:
+    """``instance`` when its image passes every check short of decoding, or why it cannot be used."""
+    try:
+        check_ct(instance.data, max_pixel_bytes=max_pixel_bytes)
+    except DicomError as error:
+        return _refusal_of_dicom_error(instance, error)
+    return instance
+
+
 def decode(instance: Instance, max_pixel_bytes: int) -> DecodedInstance | Refusal:
     """``instance`` read as CT slices (one per frame), or why its image cannot be used."""
     try:
         slices = read_ct(instance.data, max_pixel_bytes=max_pixel_bytes)
     except DicomError as error:
-        return Refusal(
-            instance.label, status_of_dicom_error(error.code), f"{instance.label}: {error.message}",
-            instance.sop_class_uid, instance.sop_instance_uid,
-        )
+        return _refusal_of_dicom_error(instance, error)
     return DecodedInstance(instance, slices)
 
 

@@ -57,11 +57,18 @@ class ServiceMetrics:
             "fsd_dicom_associations", "Association requests to the DICOM node, by outcome.",
             ["outcome"], registry=self.registry,
         )
+        self.dropped = Counter(
+            "fsd_instances_dropped",
+            "Accepted instances left out of their study's analysis (not decodable after all), by source and status.",
+            ["source", "status"], registry=self.registry,
+        )
         self.pending_bytes = Gauge(
-            "fsd_dicom_pending_bytes", "Bytes of received instances waiting for analysis.", registry=self.registry
+            "fsd_dicom_pending_bytes", "Encoded bytes of received instances (STOW-RS and DIMSE) waiting for or in analysis.",
+            registry=self.registry,
         )
         self.pending_studies = Gauge(
-            "fsd_dicom_pending_studies", "Studies received by the DICOM node and not analysed yet.", registry=self.registry
+            "fsd_dicom_pending_studies", "Studies received (STOW-RS and DIMSE) and not due for analysis yet.",
+            registry=self.registry,
         )
         self.deliveries = Counter(
             "fsd_sr_deliveries", "SR delivery attempts to the configured destination, by outcome.",

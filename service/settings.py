@@ -4,10 +4,17 @@
 ``fsd serve`` flags) win, then ``FSD_<NAME>`` environment variables, then the settings file
 (``config_file`` or ``$FSD_SETTINGS_FILE``), then the defaults below.
 
-Secure by default: without an API key the server only listens on a loopback address; binding
-anything else without a key is a validation error unless ``allow_insecure`` is set explicitly.
-The DICOM node is off unless ``dicom_enabled``, and then only accepts the calling AE titles (and
-hosts) it is given: DIMSE has no user authentication. Findings go back to at most one
+Secure by default, each rule lifted only by setting ``allow_insecure`` explicitly:
+
+- without an API key the server only listens on a loopback address;
+- the DICOM node is off unless ``dicom_enabled``, and then only accepts the calling AE titles it
+  is given; DIMSE has no user authentication and AE titles are easily spoofed, so a node
+  listening on a non-loopback address also needs ``dicom_allowed_hosts``;
+- credentials (``sr_destination_authorization``) only go over HTTPS, or plain HTTP to a
+  loopback address; ``sr_destination_ca_bundle`` names the CA certificates the STOW-RS client
+  trusts when the PACS's certificate is not signed by a public CA.
+
+Findings go back to at most one
 destination: a DICOM AE (``sr_destination_ae_title``/``host``/``port``) or a DICOMweb server
 (``sr_destination_stow_url``).
 """
@@ -19,6 +26,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -94,17 +102,30 @@ class ServiceSettings(BaseSettings):
         default_factory=list, description="Calling AE titles the node accepts associations from (required)."
     )
     dicom_allowed_hosts: list[str] = Field(
-        default_factory=list, description="IP addresses the node accepts associations from (empty: any)."
+        default_factory=list,
+        description="IP addresses the node accepts associations from (empty: any, refused on a non-loopback address).",
     )
     dicom_study_quiet_s: float = Field(
         0.0, ge=0, description="0: analyse a study when its association ends; else once no instance came for this long."
     )
     dicom_max_associations: int = Field(16, ge=1, description="Concurrent associations the node accepts.")
     dicom_timeout_s: float = Field(60.0, gt=0, description="Network and DIMSE timeout of the DICOM node.")
-    max_pending_mib: float = Field(
-        1024.0, gt=0, description="Memory for received DICOM instances waiting for analysis; beyond it C-STORE refuses."
+    # studies received by STOW-RS or the DICOM node, held (encoded) until analysed
+    stow_study_quiet_s: float = Field(
+        5.0, ge=0, description="A study received by STOW-RS is analysed once no instance of it came for this long."
     )
-    max_concurrent_studies: int = Field(2, ge=1, description="Studies from the DICOM node analysed at the same time.")
+    max_study_mib: float = Field(
+        1200.0, gt=0, description="Encoded bytes of one study held for analysis (2000 slices of 512 x 512 take 1000 MiB)."
+    )
+    max_study_instances: int = Field(3000, ge=1, description="Instances of one study held for analysis.")
+    max_pending_mib: float = Field(
+        2048.0, gt=0, description="Memory for received instances waiting for (or in) analysis; beyond it intake refuses for now."
+    )
+    max_concurrent_studies: int = Field(2, ge=1, description="Studies analysed at the same time (STOW-RS and DICOM node).")
+    analysis_retry_initial_s: float = Field(
+        0.5, gt=0, description="First delay before a study's slices refused for load (queue full, deadline) are sent again."
+    )
+    analysis_retry_max_s: float = Field(15.0, gt=0, description="Longest delay between those attempts (they go on until shutdown).")
     # where findings go (at most one destination)
     sr_destination_ae_title: str | None = Field(None, description="AE title the SR is C-STOREd to.")
     sr_destination_host: str | None = Field(None, description="Host of the SR destination AE.")
@@ -115,10 +136,16 @@ class ServiceSettings(BaseSettings):
     sr_destination_authorization: SecretStr | None = Field(
         None, description="Authorization header value sent with STOW-RS deliveries, e.g. 'Basic ...' or 'Bearer ...'."
     )
+    sr_destination_ca_bundle: Path | None = Field(
+        None, description="CA certificates (PEM file) the STOW-RS client trusts for an https:// destination (default: the system's)."
+    )
     delivery_max_queue: int = Field(1000, ge=1, description="SRs waiting for delivery; when full, new studies are refused.")
     delivery_retry_initial_s: float = Field(2.0, gt=0, description="First delay before retrying a failed delivery.")
     delivery_retry_max_s: float = Field(300.0, gt=0, description="Longest delay between delivery attempts.")
     delivery_timeout_s: float = Field(60.0, gt=0, description="Time allowed for one delivery attempt.")
+    sr_spool_dir: Path | None = Field(
+        None, description="Directory keeping SRs that wait for delivery across restarts (SRs only; off: lost at shutdown)."
+    )
     sr_max_findings: int = Field(
         50, ge=1, description="Most detections a study's SR carries (highest scores first); /v1/detect is not capped."
     )
@@ -184,8 +211,19 @@ class ServiceSettings(BaseSettings):
             )
         if dimse[0] is not None and self.sr_destination_stow_url is not None:
             raise ValueError("configure one SR destination: a DICOM AE or sr_destination_stow_url, not both")
-        if self.sr_destination_authorization is not None and self.sr_destination_stow_url is None:
-            raise ValueError("sr_destination_authorization is only used with sr_destination_stow_url")
+        if self.sr_spool_dir is not None and not self.has_sr_destination:
+            raise ValueError("sr_spool_dir is only used with an SR destination")
+        for name in ("sr_destination_authorization", "sr_destination_ca_bundle"):
+            if getattr(self, name) is not None and self.sr_destination_stow_url is None:
+                raise ValueError(f"{name} is only used with sr_destination_stow_url")
+        if self.sr_destination_ca_bundle is not None and not Path(self.sr_destination_ca_bundle).is_file():
+            raise ValueError(f"sr_destination_ca_bundle {self.sr_destination_ca_bundle} is not a file")
+        return self
+
+    @model_validator(mode="after")
+    def _one_study_fits(self) -> ServiceSettings:
+        if self.max_study_mib > self.max_pending_mib:
+            raise ValueError("max_study_mib must not exceed max_pending_mib (a whole study must fit in memory)")
         return self
 
     @model_validator(mode="after")
@@ -199,12 +237,30 @@ class ServiceSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _secure_by_default(self) -> ServiceSettings:
-        if self.api_key is None and not self.allow_insecure and not is_loopback(self.host):
+        if self.allow_insecure:
+            return self
+        if self.api_key is None and not is_loopback(self.host):
             raise ValueError(
                 f"refusing to serve on {self.host} without an API key: set FSD_API_KEY (or api_key in the "
                 "settings file), listen on 127.0.0.1, or set FSD_ALLOW_INSECURE=true to serve without "
                 "authentication"
             )
+        if self.dicom_enabled and not self.dicom_allowed_hosts and not is_loopback(self.dicom_bind_host):
+            raise ValueError(
+                f"refusing to run the DICOM node on {self.dicom_bind_host} for any host: calling AE titles are "
+                "easily spoofed, so set dicom_allowed_hosts to the PACS or router addresses "
+                '(e.g. FSD_DICOM_ALLOWED_HOSTS=\'["10.20.0.15"]\'), bind dicom_host to 127.0.0.1, or set '
+                "FSD_ALLOW_INSECURE=true"
+            )
+        url = self.sr_destination_stow_url
+        if url is not None and self.sr_destination_authorization is not None:
+            parts = urlsplit(url)
+            if parts.scheme != "https" and not is_loopback(parts.hostname or ""):
+                raise ValueError(
+                    "refusing to send sr_destination_authorization in clear text: use an https:// "
+                    "sr_destination_stow_url (with sr_destination_ca_bundle for a private CA), or set "
+                    "FSD_ALLOW_INSECURE=true"
+                )
         return self
 
     @property
@@ -222,6 +278,10 @@ class ServiceSettings(BaseSettings):
     @property
     def max_pending_bytes(self) -> int:
         return int(self.max_pending_mib * MIB)
+
+    @property
+    def max_study_bytes(self) -> int:
+        return int(self.max_study_mib * MIB)
 
     @property
     def sr_keep_bytes(self) -> int:

@@ -2,18 +2,20 @@
 
 Only documents the service made are kept (never uploaded images). An SR is dropped once it is
 older than ``keep_s`` or, oldest first, when the kept bytes would exceed ``max_bytes``; a single
-SR larger than ``max_bytes`` is not kept at all. Delivery to the PACS does not depend on this
+SR larger than ``max_bytes`` is not kept at all. The kept bytes count everything held per SR:
+the Part 10 document and its DICOM JSON metadata (as serialised), not the document alone. Delivery to the PACS does not depend on this
 store: the delivery queue holds its own reference until the SR is delivered.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydicom import dcmread
@@ -32,6 +34,8 @@ class KeptSR:
     sop_class_uid: str
     transfer_syntax_uid: str
     metadata: dict[str, Any] = field(repr=False)
+    #: memory the SR store counts for it: the document plus its serialised metadata
+    size_bytes: int = 0
     kept_at: float = 0.0
 
 
@@ -47,6 +51,7 @@ def describe_sr(data: bytes, kept_at: float = 0.0) -> KeptSR:
         sop_class_uid=str(dataset.SOPClassUID),
         transfer_syntax_uid=str(dataset.file_meta.TransferSyntaxUID),
         metadata=metadata,
+        size_bytes=len(data) + len(json.dumps(metadata)),
         kept_at=kept_at,
     )
 
@@ -71,18 +76,17 @@ class SRStore:
 
     def keep(self, sr: KeptSR) -> bool:
         """Keep ``sr`` (evicting the oldest as needed); False when it alone is over the size bound."""
-        if len(sr.data) > self.max_bytes:
+        if sr.size_bytes > self.max_bytes:
             return False
         with self._lock:
             self._evict_expired()
             old = self._items.pop(sr.sop_instance_uid, None)
             if old is not None:
-                self._bytes -= len(old.data)
-            while self._items and self._bytes + len(sr.data) > self.max_bytes:
+                self._bytes -= old.size_bytes
+            while self._items and self._bytes + sr.size_bytes > self.max_bytes:
                 self._drop_oldest()
-            kept = KeptSR(**{**sr.__dict__, "kept_at": self._clock()})
-            self._items[sr.sop_instance_uid] = kept
-            self._bytes += len(sr.data)
+            self._items[sr.sop_instance_uid] = replace(sr, kept_at=self._clock())
+            self._bytes += sr.size_bytes
             self._update_metrics()
         return True
 
@@ -100,15 +104,21 @@ class SRStore:
 
     @property
     def count(self) -> int:
-        return len(self._items)
+        """How many SRs are kept now (expired ones are dropped first)."""
+        with self._lock:
+            self._evict_expired()
+            return len(self._items)
 
     @property
     def size_bytes(self) -> int:
-        return self._bytes
+        """Memory the kept SRs take: documents and metadata (expired ones are dropped first)."""
+        with self._lock:
+            self._evict_expired()
+            return self._bytes
 
     def _drop_oldest(self) -> None:
         _, item = self._items.popitem(last=False)
-        self._bytes -= len(item.data)
+        self._bytes -= item.size_bytes
 
     def _evict_expired(self) -> None:
         horizon = self._clock() - self.keep_s

@@ -1,6 +1,6 @@
 """What one running app holds between requests (created by the lifespan in :mod:`service.app`):
-the model and its batcher, the decode pool, the admission cap, the kept SRs and, when a
-destination is configured, the SR delivery queue."""
+the model and its batcher, the decode pool, the admission cap, the kept SRs, the pipeline of
+received studies and, when a destination is configured, the SR delivery queue."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ from service.metrics import ServiceMetrics
 from service.settings import ServiceSettings
 from service.sr_store import SRStore
 
-if TYPE_CHECKING:  # the delivery queue and the DICOM node import this module
+if TYPE_CHECKING:  # the delivery queue and the study pipeline import this module
     from service.delivery import DeliveryQueue
+    from service.study_pipeline import StudyPipeline
 
 
 class Admission:
@@ -52,6 +53,8 @@ class Admission:
 
 @dataclass
 class ServiceState:
+    """The running app's parts; ``pipeline`` and ``delivery`` are set by the lifespan once built."""
+
     settings: ServiceSettings
     model: InferenceModel
     device: torch.device
@@ -61,6 +64,7 @@ class ServiceState:
     admission: Admission
     sr_store: SRStore
     delivery: DeliveryQueue | None = None
+    pipeline: StudyPipeline | None = None
     ready: bool = False
     warmup_error: str | None = None
 

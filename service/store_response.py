@@ -1,13 +1,14 @@
 """The STOW-RS store response of PS3.18 (10.5.3 and Annex I), as DICOM JSON.
 
-- RetrieveURL (0008,1190): where the study can be read back (the service's SRs of it, by WADO-RS),
-  when the request concerns one study;
-- ReferencedSOPSequence (0008,1199): one item per accepted instance with its SOP class, SOP
-  instance and RetrieveURL;
+- RetrieveURL (0008,1190): where the study can be read back (the service's SRs of it, by WADO-RS,
+  once it is analysed), when the request concerns one study;
+- ReferencedSOPSequence (0008,1199): one item per accepted instance with its SOP class and SOP
+  instance; no per-instance RetrieveURL, since uploaded images are never kept to be retrieved;
 - FailedSOPSequence (0008,1198): one item per refused instance with the UIDs that are known and
   its FailureReason (0008,1197).
 
 Status: 200 when every instance was accepted, 202 when some were refused, 409 when none was.
+Accepted means held for analysis: the analysis and the SR follow in the background.
 """
 
 from __future__ import annotations
@@ -23,21 +24,14 @@ MEDIA_TYPE = "application/dicom+json"
 
 
 def study_url(base_url: str, study: str) -> str:
+    """The WADO-RS URL of a study on this server (``base_url`` without a trailing slash)."""
     return f"{base_url}/v1/studies/{study}"
 
 
-def instance_url(base_url: str, instance: Instance) -> str:
-    return (
-        f"{study_url(base_url, instance.study_instance_uid)}/series/{instance.series_instance_uid}"
-        f"/instances/{instance.sop_instance_uid}"
-    )
-
-
-def _referenced(base_url: str, instance: Instance) -> Dataset:
+def _referenced(instance: Instance) -> Dataset:
     item = Dataset()
     item.ReferencedSOPClassUID = instance.sop_class_uid
     item.ReferencedSOPInstanceUID = instance.sop_instance_uid
-    item.RetrieveURL = instance_url(base_url, instance)
     return item
 
 
@@ -64,7 +58,7 @@ def store_response(
     if target is not None:
         response.RetrieveURL = study_url(base_url, target)
     if accepted:
-        response.ReferencedSOPSequence = [_referenced(base_url, instance) for instance in accepted]
+        response.ReferencedSOPSequence = [_referenced(instance) for instance in accepted]
     if refused:
         response.FailedSOPSequence = [_failed(refusal) for refusal in refused]
     status = 200 if not refused else 202 if accepted else 409

@@ -1,44 +1,48 @@
-"""STOW-RS as PS3.18 defines it: ``POST /v1/studies[/{study}]`` answered with the store response.
+"""STOW-RS as PS3.18 defines it: ``POST /v1/studies[/{study}]`` answered with the store response
+as soon as the instances are accepted; the analysis follows in the background.
 
 The body is read under the size limit (chunked uploads included) and split into its
-``application/dicom`` parts; each part is triaged on its own (:mod:`service.instances`): not
-DICOM, not CT, UIDs missing, another study than the one addressed, a repeat of an earlier part,
-or an image that cannot be decoded go to the FailedSOPSequence with their FailureReason. The
-accepted instances are analysed, one SR per study, within the request's deadline
-(:mod:`service.study_analysis`); the SR is kept for WADO-RS and queued for the configured
-destination. A study whose analysis fails has its instances refused (0110 processing failure,
-or A700 out of resources when retrying later may help). Uploaded images are never kept.
+``application/dicom`` parts; each part is triaged on its own in the decode pool
+(:mod:`service.instances`, without decoding pixels): not DICOM, not CT, UIDs missing, another
+study than the one addressed, a repeat of an earlier part, or an image that cannot be used go
+to the FailedSOPSequence with their FailureReason. The accepted instances (their encoded bytes
+only) go to the study pipeline's collector (:mod:`service.study_collector`), grouped by
+StudyInstanceUID with those of earlier requests and of the DICOM node: a study sent over several
+requests (as Orthanc's DICOMweb client does, ``StowMaxInstances`` per request) is analysed once,
+``stow_study_quiet_s`` after its last instance, with one SR, kept for WADO-RS and queued for the
+configured destination. An instance that would take its study over the study limits is refused
+(``C001``); the study's other instances are analysed.
+
+Nothing that may pass later is put in the FailedSOPSequence: when the memory for received
+instances or the SR delivery queue is full, or the service is stopping, the whole request is
+answered 503 with Retry-After and nothing of it is kept. Uploaded images are never kept beyond
+their study's analysis.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
 
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 
 from service.body import read_body
-from service.dicom_status import DATA_SET_DOES_NOT_MATCH_SOP_CLASS, DUPLICATE_SOP_INSTANCE
+from service.dicom_status import DATA_SET_DOES_NOT_MATCH_SOP_CLASS, DUPLICATE_SOP_INSTANCE, SUCCESS
 from service.errors import ServiceError
 from service.ingest import Upload, stow_uploads
-from service.instances import DecodedInstance, Instance, Refusal, decode, identify, refusal_of
+from service.instances import Instance, Refusal, identify, refusal_of, validate
+from service.pool import in_pool
 from service.state import ServiceState
 from service.store_response import MEDIA_TYPE, store_response
-from service.study_analysis import AnalysisError, analyse_study
+from service.study_pipeline import StudyPipeline
 
 logger = logging.getLogger("fsd.service")
-T = TypeVar("T")
 
 
-def triage(
-    uploads: list[Upload], study: str | None, max_pixel_bytes: int
-) -> tuple[dict[str, list[DecodedInstance]], list[Refusal]]:
-    """Accepted instances decoded and grouped by study (in upload order), and the refused ones."""
-    accepted: dict[str, list[DecodedInstance]] = {}
+def triage(uploads: list[Upload], study: str | None, max_pixel_bytes: int) -> tuple[list[Instance], list[Refusal]]:
+    """The accepted instances (in upload order) and the refused ones, without decoding any pixels."""
+    accepted: list[Instance] = []
     refused: list[Refusal] = []
     seen: set[str] = set()
     for upload in uploads:
@@ -52,12 +56,12 @@ def triage(
         if found.sop_instance_uid in seen:
             refused.append(refusal_of(found, DUPLICATE_SOP_INSTANCE, "repeats an instance sent earlier in this request."))
             continue
-        decoded = decode(found, max_pixel_bytes)
-        if isinstance(decoded, Refusal):
-            refused.append(decoded)
+        checked = validate(found, max_pixel_bytes)
+        if isinstance(checked, Refusal):
+            refused.append(checked)
             continue
         seen.add(found.sop_instance_uid)
-        accepted.setdefault(found.study_instance_uid, []).append(decoded)
+        accepted.append(checked)
     return accepted, refused
 
 
@@ -66,45 +70,45 @@ def base_url(request: Request, state: ServiceState) -> str:
     return state.settings.public_url or str(request.base_url).rstrip("/")
 
 
-async def _in_pool(state: ServiceState, deadline: float, function: Callable[..., T], *args: Any) -> T:
-    remaining = deadline - time.monotonic()
-    future = asyncio.get_running_loop().run_in_executor(state.decode_pool, function, *args)
-    try:
-        return await asyncio.wait_for(future, max(remaining, 0.001))
-    except asyncio.TimeoutError:
-        raise ServiceError(
-            504, "deadline_exceeded",
-            f"The request did not finish within {state.settings.request_timeout_s:g} s (setting request_timeout_s).",
-        ) from None
+def _unavailable(state: ServiceState, reason: str, code: str, message: str) -> ServiceError:
+    state.metrics.rejected.labels(reason).inc()
+    return ServiceError(503, code, message, headers={"Retry-After": str(state.settings.retry_after_s)})
 
 
-def _check_room(state: ServiceState) -> None:
+def _check_room(state: ServiceState, pipeline: StudyPipeline) -> None:
+    if pipeline.collector.closed:
+        raise _unavailable(state, "shutting_down", "shutting_down", "The server is shutting down; retry on another instance.")
     if state.delivery is not None and not state.delivery.has_room():
-        state.metrics.rejected.labels("delivery_backlog").inc()
-        raise ServiceError(
-            503, "delivery_backlog",
+        raise _unavailable(
+            state, "delivery_backlog", "delivery_backlog",
             f"{state.delivery.pending} findings are waiting for delivery to the PACS; retry later.",
-            headers={"Retry-After": str(state.settings.retry_after_s)},
         )
 
 
-async def _analyse(
-    state: ServiceState, by_study: dict[str, list[DecodedInstance]], deadline: float, min_score: float
+def _hold(
+    state: ServiceState, pipeline: StudyPipeline, accepted: list[Instance], min_score: float
 ) -> tuple[list[Instance], list[Refusal]]:
-    accepted: list[Instance] = []
-    refused: list[Refusal] = []
-    for decoded in by_study.values():
-        try:
-            await analyse_study(
-                state, decoded, min_score=min_score, timeout_s=max(deadline - time.monotonic(), 0.001), source="stow"
-            )
-        except AnalysisError as failure:
-            state.metrics.studies.labels("stow", "failed").inc()
-            logger.warning("stow study of %d instance(s) not analysed: %s", len(decoded), failure.message)
-            refused.extend(refusal_of(item.instance, failure.status, failure.message) for item in decoded)
-            continue
-        accepted.extend(item.instance for item in decoded)
-    return accepted, refused
+    """Hand the accepted instances to the pipeline: those held, and those refused over the study limits."""
+    if not accepted:
+        return [], []
+    statuses = pipeline.collector.add(
+        accepted, source="stow", quiet_s=state.settings.stow_study_quiet_s, min_score=min_score
+    )
+    if statuses is None:
+        _check_room(state, pipeline)  # closed meanwhile: say so
+        raise _unavailable(
+            state, "intake_full", "intake_full",
+            f"The memory for received instances is full (setting max_pending_mib, {state.settings.max_pending_mib:g} MiB); "
+            "retry later.",
+        )
+    pipeline.notify()
+    held = [instance for instance, status in zip(accepted, statuses) if status == SUCCESS]
+    over = [
+        refusal_of(instance, status, "its study is over the study limits (settings max_study_instances, max_study_mib).")
+        for instance, status in zip(accepted, statuses)
+        if status != SUCCESS
+    ]
+    return held, over
 
 
 async def answer_store_request(request: Request, state: ServiceState, study: str | None, min_score: float) -> Response:
@@ -115,22 +119,25 @@ async def answer_store_request(request: Request, state: ServiceState, study: str
         raise ServiceError(
             503, "not_ready", "The model is still warming up; retry shortly.", headers={"Retry-After": str(settings.retry_after_s)}
         )
+    pipeline = state.pipeline
+    assert pipeline is not None, "the lifespan starts the study pipeline before serving"
     with state.admission.slot():
-        _check_room(state)
+        _check_room(state, pipeline)
         body = await read_body(request, settings.max_request_bytes)
         uploads = stow_uploads(body, request.headers.get("content-type"), settings.max_files)
         del body
         deadline = started + settings.request_timeout_s
-        by_study, refused = await _in_pool(state, deadline, triage, uploads, study, settings.max_pixel_bytes_per_file)
-        accepted, failed = await _analyse(state, by_study, deadline, min_score)
-    refused = refused + failed
+        accepted, refused = await in_pool(state, triage, uploads, study, settings.max_pixel_bytes_per_file, deadline=deadline)
+        del uploads
+        held, over = _hold(state, pipeline, accepted, min_score)
+    refused = refused + over
     for refusal in refused:
         state.metrics.instances.labels("stow", f"{refusal.status:04X}").inc()
-    state.metrics.instances.labels("stow", "0000").inc(len(accepted))
-    status, document = store_response(base_url(request, state), accepted, refused, study)
+    state.metrics.instances.labels("stow", "0000").inc(len(held))
+    status, document = store_response(base_url(request, state), held, refused, study)
     logger.info(
-        "STOW-RS: %d instance(s) stored, %d refused (%s), %.0f ms",
-        len(accepted), len(refused), ",".join(sorted({f"{r.status:04X}" for r in refused})) or "none",
+        "STOW-RS: %d instance(s) accepted for analysis, %d refused (%s), %.0f ms",
+        len(held), len(refused), ",".join(sorted({f"{r.status:04X}" for r in refused})) or "none",
         (time.monotonic() - started) * 1000,
     )
     return JSONResponse(document, status_code=status, media_type=MEDIA_TYPE)

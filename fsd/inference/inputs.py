@@ -12,7 +12,7 @@ reports how many distinct slices fed its context (``context_slices``).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,18 +59,17 @@ def _depth_mm(ct_slice: CTSlice) -> float:
     return math.nan
 
 
-def _series_contexts(ordered: Sequence[CTSlice], config: PreprocessConfig) -> list[tuple[np.ndarray, int]]:
+def _series_contexts(ordered: Sequence[CTSlice], config: PreprocessConfig) -> Iterator[tuple[np.ndarray, int]]:
+    """Each slice's context stack and how many slices fed it, one slice at a time."""
     positions = np.array([_depth_mm(s) for s in ordered], dtype=np.float64)
     shapes = {s.hu.shape for s in ordered}
     usable = len(ordered) > 1 and len(shapes) == 1 and np.all(np.isfinite(positions)) and np.all(np.diff(positions) > 0)
-    contexts = []
     for index, ct_slice in enumerate(ordered):
         if usable:
             context = interpolate_context(positions, positions[index], lambda i: ordered[i].hu, config)
-            contexts.append((context, context_slices_read(positions, positions[index], config)))
+            yield context, context_slices_read(positions, positions[index], config)
         else:
-            contexts.append((np.repeat(ct_slice.hu[None], config.num_slices, axis=0), 1))
-    return contexts
+            yield np.repeat(ct_slice.hu[None], config.num_slices, axis=0), 1
 
 
 def slice_inputs_from_ct(slices: Sequence[CTSlice], config: PreprocessConfig, sources: Sequence[str] | None = None) -> list[SliceInput]:
@@ -78,27 +77,31 @@ def slice_inputs_from_ct(slices: Sequence[CTSlice], config: PreprocessConfig, so
 
     ``sources`` optionally names where each slice came from (same order as ``slices``).
     """
+    return list(iter_slice_inputs_from_ct(slices, config, sources))
+
+
+def iter_slice_inputs_from_ct(
+    slices: Sequence[CTSlice], config: PreprocessConfig, sources: Sequence[str] | None = None
+) -> Iterator[SliceInput]:
+    """:func:`slice_inputs_from_ct` one input at a time, so that a caller working through a long
+    series in chunks never holds more than a chunk of inputs (and one context stack) at once."""
     names = {id(s): (sources[i] if sources else f"slice {i + 1}") for i, s in enumerate(slices)}
-    inputs: list[SliceInput] = []
     for feet_to_head in group_series(slices).values():
         ordered = feet_to_head[::-1]
         for ct_slice, (context, used) in zip(ordered, _series_contexts(ordered, config)):
             image, geometry = preprocess_context(context, ct_slice.spacing_mm, config)
-            inputs.append(
-                SliceInput(
-                    image=image,
-                    geometry=geometry,
-                    spacing_mm=ct_slice.spacing_mm,
-                    position_mm=ct_slice.position_mm,
-                    orientation=ct_slice.orientation,
-                    sop_instance_uid=ct_slice.sop_instance_uid,
-                    series_instance_uid=ct_slice.series_instance_uid,
-                    frame=ct_slice.frame,
-                    source=names[id(ct_slice)],
-                    context_slices=used,
-                )
+            yield SliceInput(
+                image=image,
+                geometry=geometry,
+                spacing_mm=ct_slice.spacing_mm,
+                position_mm=ct_slice.position_mm,
+                orientation=ct_slice.orientation,
+                sop_instance_uid=ct_slice.sop_instance_uid,
+                series_instance_uid=ct_slice.series_instance_uid,
+                frame=ct_slice.frame,
+                source=names[id(ct_slice)],
+                context_slices=used,
             )
-    return inputs
 
 
 def _series_records(png: Path, indexes: dict[Path, dict[str, list[KeySliceRecord]]]) -> list[KeySliceRecord]:

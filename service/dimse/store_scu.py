@@ -1,8 +1,12 @@
 """Deliver an SR to a DICOM AE with C-STORE (pynetdicom SCU), e.g. a PACS or Orthanc.
 
-One association per delivery: associate, C-STORE the Comprehensive 3D SR, release. Success and
-the storage warnings (B000, B006, B007: the peer stored it) count as delivered; a rejected or
-aborted association, a timeout or any failure status is a :class:`DeliveryError`.
+One association per delivery: associate, C-STORE the Comprehensive 3D SR, release; whatever
+happens while it is open, it is released or aborted before ``send`` returns. Success and the
+storage warnings (B000, B006, B007: the peer stored it) count as delivered. A permanent
+:class:`DeliveryError` (the PACS will never take this SR): an association rejected permanently
+(e.g. unknown AE titles), a PACS that accepts no presentation context for the SR, or a failure
+status that sending again cannot change (A9xx, Cxxx, 0122, 0124). Everything else (no
+connection, a transient rejection, an abort, a timeout, A7xx, 0110) is transient and retried.
 """
 
 from __future__ import annotations
@@ -12,14 +16,31 @@ import io
 from pydicom import dcmread
 from pydicom.uid import Comprehensive3DSRStorage, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE
+from pynetdicom.association import Association
 
 from service.destinations import DeliveryError
-from service.dicom_status import hex_status
+from service.dicom_status import hex_status, is_permanent_refusal
 
 STORED_STATUSES = frozenset({0x0000, 0xB000, 0xB006, 0xB007})
+#: A-ASSOCIATE-RJ result "rejected-permanent" (PS3.8 9.3.4)
+_REJECTED_PERMANENT = 0x01
+
+
+def _refusal(association: Association, where: str) -> DeliveryError:
+    """Why ``association`` was not established, and whether trying again may help."""
+    answer = association.acceptor.primitive
+    result = getattr(answer, "result", None)
+    if association.is_rejected:
+        permanent = result == _REJECTED_PERMANENT
+        return DeliveryError(f"association with {where} rejected ({'permanent' if permanent else 'transient'})", permanent=permanent)
+    if result == 0x00 and not association.accepted_contexts:
+        return DeliveryError(f"{where} accepts no presentation context for Comprehensive 3D SR", permanent=True)
+    return DeliveryError(f"association with {where} aborted or unreachable")
 
 
 class DimseDestination:
+    """A DICOM AE (a PACS) that SRs are C-STOREd to, one association per SR."""
+
     kind = "dimse"
 
     def __init__(self, *, called_ae_title: str, host: str, port: int, calling_ae_title: str, timeout_s: float) -> None:
@@ -46,17 +67,21 @@ class DimseDestination:
         except (OSError, RuntimeError, ValueError) as error:
             raise DeliveryError(f"cannot connect to {self.describe()}: {type(error).__name__}") from None
         if not association.is_established:
-            outcome = "rejected" if association.is_rejected else "aborted or unreachable"
-            raise DeliveryError(f"association with {self.describe()} {outcome}")
+            raise _refusal(association, self.describe())
         try:
             status = association.send_c_store(dataset)
         except (OSError, RuntimeError, ValueError) as error:
-            association.abort()
             raise DeliveryError(f"C-STORE to {self.describe()} failed: {type(error).__name__}") from None
+        finally:
+            if association.is_established:
+                association.release()
+            if association.is_established:  # the peer did not answer the release request
+                association.abort()
         code = status.get("Status") if status else None
-        if association.is_established:
-            association.release()
         if code is None:
             raise DeliveryError(f"no C-STORE response from {self.describe()} (timeout or abort)")
         if int(code) not in STORED_STATUSES:
-            raise DeliveryError(f"{self.describe()} refused the SR with status {hex_status(int(code))}")
+            raise DeliveryError(
+                f"{self.describe()} refused the SR with status {hex_status(int(code))}",
+                permanent=is_permanent_refusal(int(code)),
+            )

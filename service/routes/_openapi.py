@@ -20,7 +20,6 @@ _STORE_RESPONSE_EXAMPLE: dict[str, Any] = {
             {
                 "00081150": {"vr": "UI", "Value": ["1.2.840.10008.5.1.4.1.1.2"]},
                 "00081155": {"vr": "UI", "Value": ["1.2.3.4.5"]},
-                "00081190": {"vr": "UR", "Value": ["http://fsd:8000/v1/studies/1.2.3/series/1.2.3.4/instances/1.2.3.4.5"]},
             }
         ],
     },
@@ -32,8 +31,9 @@ def stow_responses() -> dict[int | str, dict[str, Any]]:
     store = {"application/dicom+json": {"schema": {"type": "object"}, "example": _STORE_RESPONSE_EXAMPLE}}
     return {
         200: {
-            "description": "Every instance stored (analysed); the PS3.18 store response. With `Accept: application/json` "
-            "the detection JSON, with `Accept: application/dicom` the SR.",
+            "description": "Every instance accepted for analysis (the SR follows in the background); the PS3.18 store "
+            "response. With `Accept: application/json` the detection JSON, with `Accept: application/dicom` the SR "
+            "(both synchronous).",
             "model": DetectResponse,
             "content": {**store, "application/dicom": {"schema": {"type": "string", "format": "binary"}}},
         },

@@ -1,10 +1,11 @@
 """POST /v1/studies and /v1/studies/{StudyInstanceUID}: STOW-RS for PACS and DICOMweb clients.
 
 By default (and for ``Accept: application/dicom+json``, what Orthanc sends) the answer is the
-PS3.18 store response (:mod:`service.stow`): the instances are analysed, the study's SR is kept
-for WADO-RS and sent to the configured destination. ``POST /v1/studies`` also answers like
-``/v1/detect`` when the client asks for it by name: the detection JSON with ``Accept:
-application/json``, the SR itself with ``Accept: application/dicom``.
+PS3.18 store response (:mod:`service.stow`), sent once the instances are accepted; the study is
+analysed in the background, its SR kept for WADO-RS and sent to the configured destination.
+``POST /v1/studies`` also answers like ``/v1/detect`` (synchronously) when the client asks for
+it by name: the detection JSON with ``Accept: application/json``, the SR itself with ``Accept:
+application/dicom``.
 """
 
 from __future__ import annotations
@@ -41,8 +42,10 @@ def check_uid(value: str, name: str) -> str:
     summary="Store instances (STOW-RS)",
     description=(
         'DICOMweb STOW-RS: `multipart/related; type="application/dicom"`, one instance per part, chunked or not. '
-        "Answers the PS3.18 store response (`application/dicom+json`: 200 all stored, 202 some refused, 409 none); "
-        "each accepted study is analysed and its SR kept for WADO-RS and sent to the configured destination. "
+        "Answers the PS3.18 store response (`application/dicom+json`: 200 all accepted, 202 some refused, 409 none) "
+        "once the instances are accepted; each study is then analysed in the background (a study sent over several "
+        "requests once, `stow_study_quiet_s` after its last instance) and its SR kept for WADO-RS and sent to the "
+        "configured destination. "
         "`Accept: application/json` answers the detection JSON of `/v1/detect` instead, `Accept: application/dicom` "
         "the SR."
     ),

@@ -69,10 +69,13 @@ def ct_small_bytes() -> bytes:
 
 @pytest.fixture
 def make_app(model_dir: Path, inference_model: InferenceModel) -> Callable[..., FastAPI]:
-    """``make_app(model=..., **settings)``: an app around the test model (auth on by default)."""
+    """``make_app(model=..., **settings)``: an app around the test model (auth on by default; a
+    study received by STOW-RS is analysed 0.2 s after its last instance)."""
 
     def build(model: InferenceModel | None = None, **overrides: Any) -> FastAPI:
-        values: dict[str, Any] = {"model_dir": model_dir, "api_key": API_KEY, "warmup_runs": 1, "max_wait_ms": 5.0}
+        values: dict[str, Any] = {
+            "model_dir": model_dir, "api_key": API_KEY, "warmup_runs": 1, "max_wait_ms": 5.0, "stow_study_quiet_s": 0.2,
+        }
         values.update(overrides)
         return create_app(load_settings(**values), model=model or inference_model)
 

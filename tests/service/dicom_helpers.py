@@ -36,7 +36,7 @@ def datasets_of(datas: Sequence[bytes]) -> list[Dataset]:
     return [pydicom.dcmread(io.BytesIO(data)) for data in datas]
 
 
-def _sender(calling: str) -> AE:
+def sender_ae(calling: str) -> AE:
     ae = AE(ae_title=calling)
     ae.add_requested_context(Verification)
     for sop_class in (CTImageStorage, EnhancedCTImageStorage):
@@ -47,7 +47,7 @@ def _sender(calling: str) -> AE:
 
 def echo(port: int, *, calling: str = SENDER_AE, called: str = NODE_AE) -> int | None:
     """C-ECHO status, or None when the association is refused."""
-    association = _sender(calling).associate("127.0.0.1", port, ae_title=called)
+    association = sender_ae(calling).associate("127.0.0.1", port, ae_title=called)
     if not association.is_established:
         return None
     status = association.send_c_echo()
@@ -59,7 +59,7 @@ def send_study(
     port: int, datasets: Sequence[Dataset], *, calling: str = SENDER_AE, called: str = NODE_AE
 ) -> list[int] | None:
     """C-STORE every data set over one association; their statuses, or None when refused."""
-    association = _sender(calling).associate("127.0.0.1", port, ae_title=called)
+    association = sender_ae(calling).associate("127.0.0.1", port, ae_title=called)
     if not association.is_established:
         return None
     statuses = []
@@ -81,26 +81,40 @@ def wait_for(predicate: Callable[[], object], timeout_s: float = 60.0, what: str
 
 
 class StorageSCP:
-    """A C-STORE SCP accepting Comprehensive 3D SR (a stand-in for a PACS), keeping what it gets."""
+    """A C-STORE SCP accepting Comprehensive 3D SR (a stand-in for a PACS), keeping what it gets.
 
-    def __init__(self, port: int, ae_title: str = "PACS") -> None:
+    ``status`` is what it answers each C-STORE (a refusal keeps nothing); ``require_called_aet``
+    makes it reject associations addressed to another AE title, as a PACS does.
+    """
+
+    def __init__(self, port: int, ae_title: str = "PACS", *, status: int = 0x0000, require_called_aet: bool = False) -> None:
         self.port = port
         self.ae_title = ae_title
+        self.status = status
+        self.require_called_aet = require_called_aet
         self.received: list[Dataset] = []
+        self.attempts = 0
         self._lock = threading.Lock()
         self._server = None
 
     def _on_store(self, event: evt.Event) -> int:
         with self._lock:
-            self.received.append(event.dataset)
-        return 0x0000
+            self.attempts += 1
+            if self.status == 0x0000:
+                self.received.append(event.dataset)
+        return self.status
 
     def start(self) -> None:
         ae = AE(ae_title=self.ae_title)
         ae.add_supported_context(Comprehensive3DSRStorage, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+        ae.require_called_aet = self.require_called_aet
         self._server = ae.start_server(
             ("127.0.0.1", self.port), block=False, evt_handlers=[(evt.EVT_C_STORE, self._on_store)]
         )
+
+    @property
+    def open_associations(self) -> int:
+        return len(self._server.active_associations) if self._server is not None else 0
 
     def stop(self) -> None:
         if self._server is not None:
@@ -109,8 +123,8 @@ class StorageSCP:
 
 
 @contextmanager
-def storage_scp(port: int) -> Iterator[StorageSCP]:
-    scp = StorageSCP(port)
+def storage_scp(port: int, **options: object) -> Iterator[StorageSCP]:
+    scp = StorageSCP(port, **options)  # type: ignore[arg-type]
     scp.start()
     try:
         yield scp

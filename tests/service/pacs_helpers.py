@@ -72,7 +72,11 @@ class Orthanc:
             "AuthenticationEnabled": True,
             "RegisteredUsers": {ORTHANC_USER: ORTHANC_PASSWORD},
             "Plugins": [dicomweb_plugin()],
-            "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "Servers": dicomweb_servers},
+            # StowMaxInstances / StowMaxSize: newer DICOMweb plugins split a STOW-RS of many instances into
+            # requests of at most that many instances / MB (the Debian 12 plugin, 1.7, sends one request)
+            "DicomWeb": {
+                "Enable": True, "Root": "/dicom-web/", "Servers": dicomweb_servers, "StowMaxInstances": 10, "StowMaxSize": 10,
+            },
             "DicomModalities": modalities,
             "DicomAlwaysAllowStore": True,
             "DicomScuTimeout": 30,

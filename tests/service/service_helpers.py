@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
+import torch
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -17,8 +20,6 @@ API_KEY = "test-key-0123456789abcdef"
 def export_untrained_model(out: Path, score_thresh: float, name: str = "test") -> Path:
     """A real, untrained (seeded) multi-type detector exported to ``out``: 3.2 mm pixels and
     128-pixel inputs keep CPU inference fast; ``score_thresh`` decides how much it reports."""
-    import torch
-
     from fsd.config import FsdConfig
     from fsd.export import export_module
     from fsd.models import DetectorConfig, architecture_record, build_detector, default_genotype
@@ -41,6 +42,21 @@ def export_untrained_model(out: Path, score_thresh: float, name: str = "test") -
     )
     return out
 AUTH = {"X-API-Key": API_KEY}
+
+
+class SlowModule(torch.nn.Module):
+    """The real model, held until the test releases it, so a request is surely in flight."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def forward(self, images: list[torch.Tensor]) -> object:
+        self.entered.set()
+        self.release.wait(timeout=30)
+        return self.inner(images)
 
 
 def form_files(uploads: list[tuple[str, bytes]]) -> list[tuple[str, tuple[str, bytes, str]]]:
@@ -77,25 +93,33 @@ def serving(app: FastAPI, ready: bool = True) -> Iterator[TestClient]:
 
 
 @contextmanager
-def live_server(app: FastAPI, ready_timeout_s: float = 60.0) -> Iterator[str]:
-    """Serve ``app`` with a real uvicorn server on a free loopback port; yields its base URL."""
-    import socket
-    import threading
+def live_server(app: FastAPI, ready_timeout_s: float = 60.0, *, tls: tuple[Path, Path] | None = None) -> Iterator[str]:
+    """Serve ``app`` with a real uvicorn server on a free loopback port, configured as ``fsd serve``
+    configures it (:func:`service.server.uvicorn_config`); yields its base URL.
 
-    import httpx
+    ``tls``: (certificate, key) files to serve HTTPS with; the readiness poll trusts the certificate.
+    """
+    import socket
+    import ssl
+
     import uvicorn
+
+    from service.server import uvicorn_config
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=10))
+    scheme = "https" if tls else "http"
+    base = f"{scheme}://127.0.0.1:{sock.getsockname()[1]}"
+    overrides = {"ssl_certfile": str(tls[0]), "ssl_keyfile": str(tls[1])} if tls else {}
+    server = uvicorn.Server(uvicorn_config(app, app.state.settings, **overrides))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
+    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(tls[0])) if tls else True
     try:
         deadline = time.monotonic() + ready_timeout_s
         while True:
             try:
-                if httpx.get(f"{base}/health/ready", timeout=5).status_code == 200:
+                if httpx.get(f"{base}/health/ready", timeout=5, verify=verify).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
@@ -107,3 +131,22 @@ def live_server(app: FastAPI, ready_timeout_s: float = 60.0) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=30)
         sock.close()
+
+
+def metric(client: TestClient, line_start: str) -> float:
+    """The value of the first /metrics line starting with ``line_start`` (0 when absent)."""
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(line_start):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def wait_for_sr(client: TestClient, study: str, timeout_s: float = 60.0, path: str = "") -> httpx.Response:
+    """GET /v1/studies/{study}{path} until the study's SR is there (its analysis runs in the background)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        response = client.get(f"/v1/studies/{study}{path}", headers=AUTH)
+        if response.status_code == 200 or time.monotonic() > deadline:
+            assert response.status_code == 200, f"no SR of the study after {timeout_s:.0f} s: {response.text[:200]}"
+            return response
+        time.sleep(0.05)

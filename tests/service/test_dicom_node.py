@@ -12,7 +12,7 @@ import pytest
 from dicom_helpers import datasets_of, echo, free_port, send_study, storage_scp, wait_for
 from service_helpers import AUTH, serving
 
-from service.dicom_status import OUT_OF_RESOURCES, SOP_CLASS_NOT_SUPPORTED
+from service.dicom_status import OUT_OF_RESOURCES, OVER_LIMIT, SOP_CLASS_NOT_SUPPORTED
 
 
 def _node_app(make_app, **overrides):
@@ -103,26 +103,41 @@ def test_non_ct_and_broken_instances_are_refused_with_storage_statuses(make_app,
         assert echo(_port(client)) == 0
 
 
-def test_an_oversized_study_is_refused_and_the_node_lives_on(make_app, series_uploads):
+def test_an_oversized_study_is_refused_for_good_and_what_was_acknowledged_is_analysed(make_app, series_uploads):
+    """Over the study limits: C001, which senders do not retry (A700 made them loop); the
+    instances already answered 0000 are analysed, never thrown away."""
     datas = [data for _, data in series_uploads]
     study = str(pydicom.dcmread(io.BytesIO(datas[0])).StudyInstanceUID)
-    with serving(_node_app(make_app, max_files=3)) as client:
+    with serving(_node_app(make_app, max_study_instances=3)) as client:
         statuses = send_study(_port(client), datasets_of(datas))
-        assert statuses == [0, 0, 0] + [OUT_OF_RESOURCES] * (len(datas) - 3)
-        time.sleep(1)
-        assert _kept(client, study) == [], "a partial study is never analysed"
-        assert client.app.state.dicom_node.collector.pending_bytes == 0, "its memory is freed"
+        assert statuses == [0, 0, 0] + [OVER_LIMIT] * (len(datas) - 3)
+        (kept,) = wait_for(lambda: _kept(client, study), what="the SR of the acknowledged instances")
+        assert _evidence(pydicom.dcmread(io.BytesIO(kept.data))) == {str(ds.SOPInstanceUID) for ds in datasets_of(datas[:3])}
+        wait_for(lambda: client.app.state.service.pipeline.collector.pending_bytes == 0, what="its memory freed")
         assert echo(_port(client)) == 0
-        assert send_study(_port(client), datasets_of(datas[:3])) == [0, 0, 0], "a study within the limits still passes"
-        wait_for(lambda: _kept(client, study), what="the small study's SR")
 
 
-def test_memory_bound_refuses_what_does_not_fit(make_app, series_uploads):
-    """Held memory counts the encoded instance and its decoded float32 pixels (about 3x a 16-bit file)."""
+def test_the_default_study_limits_take_a_clinical_ct_study():
+    """2000 slices of 512 x 512 (16-bit) are 1000 MiB encoded; the node used to stop near 170."""
+    from service.settings import load_settings
+
+    settings = load_settings()
+    assert settings.max_study_instances >= 2000
+    assert settings.max_study_bytes >= 2000 * (512 * 512 * 2 + 4096)
+    assert settings.max_pending_bytes >= settings.max_study_bytes
+
+
+def test_memory_bound_refuses_for_now_and_keeps_what_was_acknowledged(make_app, series_uploads):
+    """Held memory counts the encoded instances only; over it, A700 (retry later), and the
+    instances already acknowledged stay and are analysed."""
     datas = [data for _, data in series_uploads]
-    with serving(_node_app(make_app, max_pending_mib=4 * len(datas[0]) / 2**20)) as client:
+    room = 2.5 * len(datas[0]) / 2**20
+    study = str(pydicom.dcmread(io.BytesIO(datas[0])).StudyInstanceUID)
+    with serving(_node_app(make_app, max_pending_mib=room, max_study_mib=room)) as client:
         statuses = send_study(_port(client), datasets_of(datas))
-        assert statuses[0] == 0 and OUT_OF_RESOURCES in statuses
+        assert statuses == [0, 0] + [OUT_OF_RESOURCES] * (len(datas) - 2)
+        (kept,) = wait_for(lambda: _kept(client, study), what="the SR of the acknowledged instances")
+        assert _evidence(pydicom.dcmread(io.BytesIO(kept.data))) == {str(ds.SOPInstanceUID) for ds in datasets_of(datas[:2])}
         assert echo(_port(client)) == 0
 
 
@@ -185,7 +200,7 @@ def test_a_full_delivery_queue_refuses_new_studies_instead_of_dropping_findings(
         body, content_type = stow_request(datas[:1])
         first = client.post("/v1/studies", content=body, headers={**AUTH, "Content-Type": content_type})
         assert first.status_code == 200
-        assert client.app.state.service.delivery.pending == 1
+        wait_for(lambda: client.app.state.service.delivery.pending == 1, what="the SR waiting for delivery")
         body, content_type = stow_request(datas[1:])
         second = client.post("/v1/studies", content=body, headers={**AUTH, "Content-Type": content_type})
         assert second.status_code == 503 and second.json()["error"]["code"] == "delivery_backlog"
@@ -202,3 +217,36 @@ def test_delivery_backoff_doubles_up_to_its_cap():
     destination = DimseDestination(called_ae_title="PACS", host="127.0.0.1", port=1, calling_ae_title="FSD", timeout_s=1)
     queue = DeliveryQueue(destination, max_queue=10, initial_s=2, max_s=30, metrics=ServiceMetrics())
     assert [queue.backoff_s(attempts) for attempts in range(1, 7)] == [2, 4, 8, 16, 30, 30]
+
+
+def test_shutdown_aborts_open_associations_before_analysing_what_they_sent(make_app, series_uploads):
+    """An association still open at shutdown used to go on being answered 0000 into a collector
+    nobody drained, while its study was analysed in part; now it is aborted first, and what it
+    had sent is analysed."""
+    import threading
+    from contextlib import ExitStack
+
+    from dicom_helpers import sender_ae
+
+    datasets = datasets_of([data for _, data in series_uploads])
+    study = str(datasets[0].StudyInstanceUID)
+    stack = ExitStack()
+    client = stack.enter_context(serving(_node_app(make_app)))
+    state = client.app.state.service
+    association = sender_ae("TESTSCU").associate("127.0.0.1", _port(client), ae_title="FSD")
+    try:
+        assert association.is_established
+        assert [int(association.send_c_store(ds).Status) for ds in datasets[:2]] == [0, 0]
+        stopping = threading.Thread(target=stack.close)
+        stopping.start()
+        wait_for(lambda: not association.is_established, timeout_s=20, what="the association aborted by the stopping node")
+        stopping.join(timeout=60)
+        assert not stopping.is_alive()
+    finally:
+        if association.is_established:
+            association.abort()
+        stack.close()
+    assert association.is_aborted
+    (kept,) = state.sr_store.find(study)
+    assert _evidence(pydicom.dcmread(io.BytesIO(kept.data))) == {str(ds.SOPInstanceUID) for ds in datasets[:2]}
+    assert state.pipeline.collector.closed and state.pipeline.collector.pending_bytes == 0

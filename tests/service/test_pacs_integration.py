@@ -1,7 +1,8 @@
 """Round trips with real hospital-side software: Orthanc 1.10 with its DICOMweb plugin, dcmtk
 (storescu, echoscu, dsrdump), dicomweb-client and highdicom, against the service on loopback.
 
-(a) storescu -> Orthanc -> STOW-RS -> service -> SR by STOW-RS (basic auth) -> Orthanc
+(a) storescu -> Orthanc -> STOW-RS (a study of 24 slices in several requests) -> service -> one SR
+    by STOW-RS (basic auth) -> Orthanc
 (b) Orthanc -> C-STORE -> the service's DICOM node -> SR by C-STORE -> Orthanc
 (c) dicomweb-client stores a study (chunked) and reads the SR back by WADO-RS
 (d) echoscu against the DICOM node
@@ -17,6 +18,7 @@ import base64
 import io
 import logging
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -35,6 +37,9 @@ from service import create_app, load_settings
 
 pytestmark = pytest.mark.slow
 STUDY_SLICES = 6
+#: a study of more slices than Orthanc's StowMaxInstances (10 by default), in two series
+LONG_STUDY_SLICES = 24
+STOW_QUIET_S = 3.0
 RETRY = {"delivery_retry_initial_s": 0.3, "delivery_retry_max_s": 1.0}
 
 
@@ -54,6 +59,13 @@ def slices(synth_series_root: Path) -> list[bytes]:
 
 
 @pytest.fixture(scope="module")
+def long_slices(synth_series_root: Path) -> list[bytes]:
+    files = sorted(synth_series_root.glob("*.dcm"))
+    assert len(files) >= LONG_STUDY_SLICES
+    return [path.read_bytes() for path in files[:LONG_STUDY_SLICES]]
+
+
+@pytest.fixture(scope="module")
 def synth_series_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from fsd.data.synth import generate_dataset
 
@@ -62,13 +74,15 @@ def synth_series_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return sorted((root / "dicom").iterdir())[0]
 
 
-def fresh_study(slices: list[bytes]) -> list[pydicom.Dataset]:
-    """The slices as a new study (new study, series and instance UIDs), as a modality would send it."""
-    study, series = generate_uid(), generate_uid()
+def fresh_study(slices: list[bytes], series_count: int = 1) -> list[pydicom.Dataset]:
+    """The slices as a new study (new study, series and instance UIDs) of ``series_count`` series of
+    consecutive slices, as a modality would send it."""
+    study, series = generate_uid(), [generate_uid() for _ in range(series_count)]
+    per_series = -(-len(slices) // series_count)
     datasets = []
-    for data in slices:
+    for index, data in enumerate(slices):
         ds = pydicom.dcmread(io.BytesIO(data))
-        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series[index // per_series]
         ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
         datasets.append(ds)
     return datasets
@@ -109,6 +123,7 @@ def pacs(model_dir, inference_model, tmp_path_factory: pytest.TempPathFactory) -
     common = {"model_dir": model_dir, "api_key": API_KEY, "warmup_runs": 1, "max_wait_ms": 5.0, **RETRY}
     stow_settings = load_settings(
         **common,
+        stow_study_quiet_s=STOW_QUIET_S,
         sr_destination_stow_url=f"http://127.0.0.1:{orthanc_http}/dicom-web",
         sr_destination_authorization=f"Basic {basic}",
     )
@@ -142,23 +157,44 @@ def _storescu(pacs: Pacs, paths: list[Path]) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def _retrieve_when_analysed(client, study: str) -> list[pydicom.Dataset]:
+    """dicomweb-client's retrieve_study once the study is analysed (the store response comes first)."""
+    from requests import HTTPError
+
+    def retrieved() -> list[pydicom.Dataset] | None:
+        try:
+            return client.retrieve_study(study)
+        except HTTPError as error:
+            assert error.response is not None and error.response.status_code == 404, error
+            return None
+
+    return wait_for(retrieved, timeout_s=90, what="the SR by WADO-RS")
+
+
 def _sr_in_orthanc(pacs: Pacs, study: str) -> pydicom.Dataset:
     (data,) = wait_for(lambda: pacs.orthanc.sr_instances(study), timeout_s=90, what=f"the SR in Orthanc\n{pacs.orthanc.log()}")
     return pydicom.dcmread(io.BytesIO(data))
 
 
-def test_a_orthanc_stows_a_study_and_the_sr_comes_back(pacs, slices, tmp_path):
-    datasets = fresh_study(slices)
+def test_a_orthanc_stows_a_study_in_several_requests_and_one_sr_comes_back(pacs, long_slices, tmp_path):
+    """24 slices in 2 series, STOWed by Orthanc one series at a time (as an OnStableSeries rule does;
+    newer DICOMweb plugins also split each series into requests of StowMaxInstances): one SR."""
+    datasets = fresh_study(long_slices, series_count=2)
     study = str(datasets[0].StudyInstanceUID)
     _storescu(pacs, write_files(datasets, tmp_path / "study"))
-    stow = pacs.orthanc.client.post(
-        "/dicom-web/servers/fsd/stow", json={"Resources": [pacs.orthanc.study_id(study)], "Synchronous": True}
-    )
-    assert stow.status_code == 200, stow.text + pacs.orthanc.log()
+    posted = 'fsd_http_requests_total{method="POST",route="/v1/studies",status="200"}'
+    before = metric(pacs.stow_service, posted)
+    for series in sorted({str(ds.SeriesInstanceUID) for ds in datasets}):
+        (series_id,) = [item["ID"] for item in pacs.orthanc.client.post("/tools/lookup", content=series).json()]
+        stow = pacs.orthanc.client.post("/dicom-web/servers/fsd/stow", json={"Resources": [series_id], "Synchronous": True})
+        assert stow.status_code == 200, stow.text + pacs.orthanc.log()
+    assert metric(pacs.stow_service, posted) >= before + 2, "the study came in several STOW-RS requests"
     sr = _sr_in_orthanc(pacs, study)
     assert sr.Modality == "SR" and sr.StudyInstanceUID == study
-    assert sr.SeriesInstanceUID != datasets[0].SeriesInstanceUID, "the SR has its own series"
-    assert evidence(sr) == {str(ds.SOPInstanceUID) for ds in datasets}
+    assert sr.SeriesInstanceUID not in {ds.SeriesInstanceUID for ds in datasets}, "the SR has its own series"
+    assert evidence(sr) == {str(ds.SOPInstanceUID) for ds in datasets}, "one SR over the whole study"
+    time.sleep(STOW_QUIET_S + 2)
+    assert len(pacs.orthanc.sr_instances(study)) == 1, "exactly one SR"
     delivered = 'fsd_sr_deliveries_total{destination="stow",outcome="delivered"}'
     wait_for(lambda: metric(pacs.stow_service, delivered) >= 1, what="the delivery counted in /metrics")
 
@@ -187,7 +223,7 @@ def test_c_dicomweb_client_stores_and_reads_the_sr_back(pacs, slices, caplog):
     assert "chunked transfer encoding" in caplog.text, "the body went chunked"
     assert [item.ReferencedSOPInstanceUID for item in answer.ReferencedSOPSequence] == [ds.SOPInstanceUID for ds in datasets]
     assert "FailedSOPSequence" not in answer and answer.RetrieveURL.endswith(f"/v1/studies/{study}")
-    (sr,) = client.retrieve_study(study)
+    (sr,) = _retrieve_when_analysed(client, study)
     assert sr.Modality == "SR" and evidence(sr) == {str(ds.SOPInstanceUID) for ds in datasets}
     (metadata,) = client.retrieve_study_metadata(study)
     assert pydicom.Dataset.from_json(metadata).SOPInstanceUID == sr.SOPInstanceUID
@@ -214,7 +250,7 @@ def test_e_the_sr_passes_dsrdump_and_highdicom_reads_its_groups(pacs, slices, tm
     datasets = fresh_study(slices)
     client = DICOMwebClient(url=f"{pacs.stow_service}/v1", headers=AUTH)
     client.store_instances(datasets)
-    (sr,) = client.retrieve_study(str(datasets[0].StudyInstanceUID))
+    (sr,) = _retrieve_when_analysed(client, str(datasets[0].StudyInstanceUID))
     path = tmp_path / "sr.dcm"
     sr.save_as(path, enforce_file_format=True)
     dumped = subprocess.run(["dsrdump", str(path)], capture_output=True, text=True, timeout=60)

@@ -152,6 +152,7 @@ def test_the_dicom_node_and_stow_keep_patient_identity_out_of_the_logs(make_app,
     with serving(app) as client, storage_scp(pacs_port) as pacs:
         port = client.app.state.dicom_node.port
         assert send_study(port, datasets_of([*datas, refused])) == [0, 0, 0, 0x0122]
+        wait_for(lambda: pacs.received, what="the DIMSE study's SR")  # so the STOW-RS copy is a study of its own
         body, content_type = stow_request([*datas, refused])
         stow = client.post("/v1/studies", content=body, headers={**AUTH, "Content-Type": content_type})
         assert stow.status_code == 202
@@ -166,3 +167,27 @@ def test_the_dicom_node_and_stow_keep_patient_identity_out_of_the_logs(make_app,
     for uid in (str(ds.StudyInstanceUID), str(ds.SOPInstanceUID)):
         assert uid not in logged, "raw UIDs stay out of the logs"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_real_server_logs_no_raw_uid_of_the_dicomweb_paths(make_app, series_uploads, capfd, caplog):
+    """uvicorn, configured as `fsd serve` configures it, would write every request path (with the
+    Study, Series and SOP Instance UIDs of the DICOMweb routes) to its access log."""
+    import httpx
+    from service_helpers import live_server
+
+    caplog.set_level(logging.DEBUG)
+    ds = pydicom.dcmread(io.BytesIO(series_uploads[0][1]), stop_before_pixels=True)
+    study, series, sop = str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID)
+    app = make_app()
+    assert app.state.settings.log_level == "info", "the default level, at which uvicorn writes its access log"
+    with live_server(app) as base, httpx.Client(base_url=base, headers=AUTH, timeout=60) as client:
+        body, content_type = stow_request([series_uploads[0][1]])
+        assert client.post(f"/v1/studies/{study}", content=body, headers={"Content-Type": content_type}).status_code == 200
+        for path in (f"/v1/studies/{study}", f"/v1/studies/{study}/series/{series}/instances/{sop}/metadata"):
+            assert client.get(path).status_code in (200, 404)
+    captured = capfd.readouterr()
+    server_records = [r for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))]  # not the client's
+    logged = captured.out + captured.err + "\n".join(f"{r.name}: {r.getMessage()}" for r in server_records)
+    assert "Uvicorn running" in logged or "Application startup complete" in logged, "uvicorn's own log was captured"
+    for uid in (study, series, sop):
+        assert uid not in logged, "a raw UID reached a log"

@@ -9,24 +9,8 @@ import time
 
 import httpx
 import pytest
-import torch
 import uvicorn
-from service_helpers import AUTH, form_files
-
-
-class SlowModule(torch.nn.Module):
-    """The real model, held until the test releases it, so a request is surely in flight."""
-
-    def __init__(self, inner: torch.nn.Module) -> None:
-        super().__init__()
-        self.inner = inner
-        self.entered = threading.Event()
-        self.release = threading.Event()
-
-    def forward(self, images: list[torch.Tensor]):
-        self.entered.set()
-        self.release.wait(timeout=30)
-        return self.inner(images)
+from service_helpers import AUTH, SlowModule, form_files
 
 
 @pytest.mark.slow

@@ -1,13 +1,20 @@
 """Validated DICOM reading for CT: ``read_ct`` turns the bytes of one file into CT slices in
-Hounsfield units (or a ``DicomError`` with a stable code), and ``group_series`` orders slices
-into series along the scan axis. :mod:`.reader` documents the checks and their order.
+Hounsfield units (or a ``DicomError`` with a stable code), ``check_ct`` runs the same checks
+without decoding, and ``group_series`` orders slices into series along the scan axis. :mod:`.reader` documents the checks and their order.
 """
 
 from fsd.io.dicom.codecs import NATIVE_TRANSFER_SYNTAXES, supported_transfer_syntaxes
 from fsd.io.dicom.errors import DicomError
 from fsd.io.dicom.parsing import CT_SOP_CLASSES
 from fsd.io.dicom.pixels import MAX_FRAMES
-from fsd.io.dicom.reader import DEFAULT_MAX_PIXEL_BYTES, NON_PIXEL_ALLOWANCE, hash_uid, read_ct, read_ct_file
+from fsd.io.dicom.reader import (
+    DEFAULT_MAX_PIXEL_BYTES,
+    NON_PIXEL_ALLOWANCE,
+    check_ct,
+    hash_uid,
+    read_ct,
+    read_ct_file,
+)
 from fsd.io.dicom.series import CTSlice, group_series, order_along_normal, slice_normal
 
 __all__ = [
@@ -18,6 +25,7 @@ __all__ = [
     "NON_PIXEL_ALLOWANCE",
     "CTSlice",
     "DicomError",
+    "check_ct",
     "group_series",
     "hash_uid",
     "order_along_normal",

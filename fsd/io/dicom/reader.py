@@ -90,6 +90,19 @@ def read_ct(data: bytes, *, max_pixel_bytes: int = DEFAULT_MAX_PIXEL_BYTES) -> l
     SamplesPerPixel x BitsAllocated/8), checked before anything is decoded. Raises
     ``DicomError`` (see the module docstring for the codes and their order) and nothing else.
     """
+    slices = _read(data, max_pixel_bytes, decode=True)
+    assert slices is not None
+    return slices
+
+
+def check_ct(data: bytes, *, max_pixel_bytes: int = DEFAULT_MAX_PIXEL_BYTES) -> None:
+    """Checks 1 to 9 of ``read_ct`` without decoding the pixels (step 10): raises the ``DicomError``
+    ``read_ct`` would raise before decoding, else returns. For a cheap triage of received files
+    that are decoded later; only a decoder failure on a compressed frame can still fail then."""
+    _read(data, max_pixel_bytes, decode=False)
+
+
+def _read(data: bytes, max_pixel_bytes: int, *, decode: bool) -> list[CTSlice] | None:
     if max_pixel_bytes < 1:
         raise ValueError(f"max_pixel_bytes must be positive, got {max_pixel_bytes}")
     code_if_unexpected = NOT_DICOM
@@ -101,6 +114,8 @@ def read_ct(data: bytes, *, max_pixel_bytes: int = DEFAULT_MAX_PIXEL_BYTES) -> l
         layout = read_pixel_layout(ds, data, ends_early, max_pixel_bytes)
         check_pixel_length(ds, layout)
         frames = read_frame_metadata(ds, layout.frames)
+        if not decode:
+            return None
         code_if_unexpected = INVALID_PIXEL_DATA
         hu_frames = decode_hu(ds, layout, [frame.rescale for frame in frames])
         slices = _build_slices(ds, layout, frames, hu_frames)

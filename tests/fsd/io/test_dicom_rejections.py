@@ -14,7 +14,7 @@ from pydicom.uid import (
     JPEGLSLossless,
 )
 
-from fsd.io.dicom import MAX_FRAMES, DicomError, read_ct, supported_transfer_syntaxes
+from fsd.io.dicom import MAX_FRAMES, DicomError, check_ct, read_ct, supported_transfer_syntaxes
 from fsd.io.dicom import reader as dicom_module
 
 
@@ -187,6 +187,16 @@ def test_the_decoder_spy_does_catch_decoding(ct_small_bytes, decoder_calls):
     """Control for the test above: within budget the (sabotaged) decoder is reached."""
     assert rejection(ct_small_bytes).code == "invalid_pixel_data"
     assert decoder_calls
+
+
+def test_check_ct_runs_every_check_but_decodes_nothing(ct_small_bytes, decoder_calls):
+    check_ct(ct_small_bytes)  # valid: no error, and the (sabotaged) decoder is never reached
+    with pytest.raises(DicomError) as over:
+        check_ct(ct_small_bytes, max_pixel_bytes=128 * 128 * 2 - 1)
+    with pytest.raises(DicomError) as cut:
+        check_ct(ct_small_bytes[:-1000])
+    assert (over.value.code, cut.value.code) == ("too_large", "truncated")
+    assert decoder_calls == []
 
 
 def test_exactly_on_budget_is_read(ct_small_bytes):
