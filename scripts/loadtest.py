@@ -8,7 +8,8 @@ Each client sends one request at a time (``--slices-per-request`` consecutive sl
 series, cycling through it) to /v1/detect (multipart) or /v1/studies (STOW-RS), until the time is
 up; requests in flight at the deadline are awaited, never dropped. A request counts as OK only
 with status 200 and one result per slice sent. The report gives throughput (requests and slices
-per second), latency percentiles and every failure by kind; the exit status is 1 when any
+per second), latency percentiles, the median of the server's own per-request timing (decode,
+preprocess, queue wait, model, response) and every failure by kind; the exit status is 1 when any
 request failed or was lost (the bar is zero). The API key is read from $FSD_API_KEY or
 ``--api-key-file``. Without ``--files`` a small synthetic series is generated first (needs the
 project installed).
@@ -37,6 +38,8 @@ class Tally:
     """What the clients observed."""
 
     latencies_s: list[float] = field(default_factory=list)
+    #: the server's own per-request timing_ms (decode, preprocess, queue_wait, model, response, total)
+    server_timings: list[dict[str, float]] = field(default_factory=list)
     slices_ok: int = 0
     failures: Counter[str] = field(default_factory=Counter)
     started: int = 0
@@ -113,7 +116,8 @@ async def client_loop(
             tally.failures[f"{response.status_code}:{code}"] += 1
             continue
         try:
-            results = response.json()["results"]
+            answer = response.json()
+            results = answer["results"]
         except (ValueError, KeyError, TypeError):
             tally.failures["unparsable_result"] += 1
             continue
@@ -122,6 +126,8 @@ async def client_loop(
             continue
         tally.latencies_s.append(elapsed)
         tally.slices_ok += len(uploads)
+        if isinstance(answer.get("timing_ms"), dict):
+            tally.server_timings.append(answer["timing_ms"])
 
 
 async def run(args: argparse.Namespace, uploads: list[tuple[str, bytes]]) -> dict:
@@ -161,6 +167,11 @@ async def run(args: argparse.Namespace, uploads: list[tuple[str, bytes]]) -> dic
         "throughput_rps": round(tally.ok / wall, 3),
         "throughput_slices_per_s": round(tally.slices_ok / wall, 2),
     }
+    if tally.server_timings:
+        steps = sorted({step for timing in tally.server_timings for step in timing})
+        report["server_timing_ms_median"] = {
+            step: round(percentile([t[step] for t in tally.server_timings if step in t], 0.5), 1) for step in steps
+        }
     if tally.latencies_s:
         report["latency_ms"] = {
             name: round(1000 * percentile(tally.latencies_s, fraction), 1)

@@ -87,6 +87,21 @@ def padded_size_bucket(stride: int) -> BucketFn:
     return bucket
 
 
+@dataclass
+class JobTiming:
+    """Where a request's slices spent their time in the batcher (filled by the worker thread)."""
+
+    submitted: float = field(default_factory=time.monotonic)
+    #: when the first of its slices entered a model call
+    first_batch: float | None = None
+    #: wall time of the model calls that carried its slices
+    model_s: float = 0.0
+
+    @property
+    def queue_wait_s(self) -> float:
+        return 0.0 if self.first_batch is None else self.first_batch - self.submitted
+
+
 @dataclass(eq=False)
 class _Job:
     """One request's slices; resolved on its event loop when every slice has an outcome."""
@@ -95,6 +110,7 @@ class _Job:
     future: asyncio.Future[list[Detection]]
     results: list[Detection | None]
     remaining: int
+    timing: JobTiming = field(default_factory=JobTiming)
     cancelled: bool = False
     error: BaseException | None = None
 
@@ -171,12 +187,17 @@ class DynamicBatcher:
     def closed(self) -> bool:
         return self._closing
 
-    async def submit(self, images: Sequence[torch.Tensor], timeout_s: float | None = None) -> list[Detection]:
-        """Detections for ``images`` in order; raises one of the BatcherError subclasses."""
+    async def submit(
+        self, images: Sequence[torch.Tensor], timeout_s: float | None = None, timing: JobTiming | None = None
+    ) -> list[Detection]:
+        """Detections for ``images`` in order; raises one of the BatcherError subclasses.
+        ``timing`` (optional) receives the queue wait and model time of these slices."""
         if not images:
             return []
         loop = asyncio.get_running_loop()
-        job = _Job(loop=loop, future=loop.create_future(), results=[None] * len(images), remaining=len(images))
+        job = _Job(
+            loop=loop, future=loop.create_future(), results=[None] * len(images), remaining=len(images), timing=timing or JobTiming()
+        )
         with self._condition:
             if self._closing:
                 raise BatcherClosedError("the server is shutting down")
@@ -228,7 +249,13 @@ class DynamicBatcher:
             batch = self._next_batch()
             if batch is None:
                 return
+            started = time.monotonic()
             outcomes = self._run_splitting([item.image for item in batch])
+            elapsed = time.monotonic() - started
+            for job in {id(item.job): item.job for item in batch}.values():
+                if job.timing.first_batch is None:
+                    job.timing.first_batch = started
+                job.timing.model_s += elapsed
             for item, outcome in zip(batch, outcomes):
                 if not item.job.cancelled and item.job.deliver(item.index, outcome) and item.job.error is not None:
                     self._withdraw(item.job)

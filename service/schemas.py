@@ -64,7 +64,7 @@ class DetectResponse(BaseModel):
                 {
                     "model": {"name": "fsd", "version": "0.1.0"},
                     "results": [_RESULT_EXAMPLE],
-                    "timing_ms": {"decode": 41.2, "inference": 180.5, "total": 230.8},
+                    "timing_ms": {"decode": 12.1, "preprocess": 20.4, "queue_wait": 6.3, "model": 150.2, "response": 1.9, "total": 195.7},
                 }
             ]
         }
@@ -72,7 +72,10 @@ class DetectResponse(BaseModel):
 
     model: ModelRef
     results: list[SliceResult] = Field(description="One per uploaded slice (per frame), grouped by series, ordered along the scan axis.")
-    timing_ms: dict[str, float] = Field(description="decode, inference (queue + model) and total, in ms.")
+    timing_ms: dict[str, float] = Field(
+        description="decode (DICOM reading), preprocess (model inputs), queue_wait, model (the model calls that carried "
+        "the request's slices), response (building the answer) and total, in ms."
+    )
 
 
 class HealthStatus(BaseModel):

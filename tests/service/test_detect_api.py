@@ -41,7 +41,8 @@ def test_series_gets_one_result_per_slice_grouped_and_ordered(client, series_upl
     assert response.status_code == 200, response.text
     body = DetectResponse.model_validate(response.json())
     assert body.model.name == "test" and body.model.version == "0"
-    assert set(body.timing_ms) == {"decode", "inference", "total"}
+    assert set(body.timing_ms) == {"decode", "preprocess", "queue_wait", "model", "response", "total"}
+    assert body.timing_ms["model"] > 0 and body.timing_ms["total"] >= body.timing_ms["model"] + body.timing_ms["decode"]
     assert len(body.results) == len(series_uploads)
     by_uid = {_uids(data)[0]: data for _, data in series_uploads}
     assert {result.sop_instance_uid for result in body.results} == set(by_uid)

@@ -34,6 +34,8 @@ def test_short_load_run_reports_throughput_and_no_failures(make_app, synth_serie
     latency = report["latency_ms"]
     assert 0 < latency["p50"] <= latency["p99"] <= latency["max"]
     assert report["model"] == {"name": "test", "version": "0"}
+    steps = report["server_timing_ms_median"]
+    assert set(steps) == {"decode", "preprocess", "queue_wait", "model", "response", "total"} and steps["model"] > 0
 
 
 def test_wrong_key_fails_fast(make_app, synth_series):
