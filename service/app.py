@@ -35,7 +35,7 @@ from service.log_config import protect_library_logs
 from service.metrics import MetricsMiddleware, ServiceMetrics
 from service.routes import detect, health, metrics, studies, viewer, wado
 from service.routes import model as model_routes
-from service.runtime import load_model, make_infer, size_bucket, warmup_image
+from service.runtime import cpu_threads, load_model, make_infer, size_bucket, thread_setup, warmup_image
 from service.settings import ServiceSettings, load_settings
 from service.sr_spool import SRSpool
 from service.sr_store import SRStore
@@ -84,6 +84,7 @@ def _build_state(
         max_queue_slices=settings.max_queue_slices,
         bucket_of=size_bucket(loaded),
         metrics=metrics,
+        worker_setup=thread_setup(cpu_threads(settings.torch_threads, device)),
     )
     return ServiceState(
         settings=settings,

@@ -159,10 +159,14 @@ class DynamicBatcher:
         max_queue_slices: int = 512,
         bucket_of: BucketFn | None = None,
         metrics: ServiceMetrics | None = None,
+        worker_setup: Callable[[], None] | None = None,
     ) -> None:
+        """``worker_setup`` runs first on the worker thread (thread-local settings such as the
+        model's CPU thread count, which OpenMP keeps per thread)."""
         if max_batch_slices < 1 or max_queue_slices < 1 or max_wait_s < 0:
             raise ValueError("max_batch_slices and max_queue_slices must be >= 1 and max_wait_s >= 0")
         self._infer = infer
+        self._worker_setup = worker_setup
         self.max_batch_slices = max_batch_slices
         self.max_wait_s = max_wait_s
         self.max_queue_slices = max_queue_slices
@@ -245,6 +249,8 @@ class DynamicBatcher:
     # ------------------------------------------------------------------ worker side
 
     def _work(self) -> None:
+        if self._worker_setup is not None:
+            self._worker_setup()
         while True:
             batch = self._next_batch()
             if batch is None:

@@ -7,6 +7,8 @@ Inference goes through :func:`fsd.inference.run_detector`, the same call ``fsd p
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Callable
 
 import torch
 
@@ -16,6 +18,23 @@ from fsd.preprocess import PreprocessConfig
 from service.batcher import BucketFn, Detection, InferFn, padded_size_bucket
 
 logger = logging.getLogger("fsd.service")
+
+
+def cpu_threads(settings_threads: int | None, device: torch.device, cores: int | None = None) -> int | None:
+    """How many threads the model's CPU operations get: the setting, or on a CPU one fewer than
+    the cores (at least 1); None leaves torch's choice (a GPU device without a setting)."""
+    if settings_threads is not None:
+        return settings_threads
+    if device.type != "cpu":
+        return None
+    return max((cores or os.cpu_count() or 1) - 1, 1)
+
+
+def thread_setup(threads: int | None) -> Callable[[], None] | None:
+    """What the model's thread runs first: its CPU thread count (None: nothing to set)."""
+    if threads is None:
+        return None
+    return lambda: torch.set_num_threads(threads)
 
 
 def load_model(model_dir: str, device: torch.device) -> InferenceModel:

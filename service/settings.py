@@ -86,6 +86,12 @@ class ServiceSettings(BaseSettings):
     request_timeout_s: float = Field(120.0, gt=0, description="Per-request deadline; past it 504.")
     retry_after_s: int = Field(2, ge=1, description="Retry-After sent with 503 answers.")
     decode_workers: int = Field(2, ge=1, description="Threads decoding DICOM and preparing inputs.")
+    torch_threads: int | None = Field(
+        None,
+        ge=1,
+        description="Threads of the model's CPU operations; default on a CPU: one fewer than the cores "
+        "(at least 1), so that decoding and HTTP keep a core (docs/benchmarks.md); on a GPU torch's own.",
+    )
     min_score: float = Field(0.05, ge=0, le=1, description="Default min_score of the detect routes.")
     warmup_runs: int = Field(2, ge=0, description="Inference calls made before /health/ready turns 200.")
     shutdown_timeout_s: float = Field(30.0, gt=0, description="Time allowed to finish queued work on shutdown.")

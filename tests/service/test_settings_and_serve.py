@@ -119,3 +119,39 @@ def test_fsd_serve_reads_the_key_from_a_file(tmp_path, model_dir):
     with pytest.raises(ConfigError, match="cannot read the API key file"):
         build_settings(None, model_dir, None, None, None, tmp_path / "absent", False, None)
     assert build_settings(None, model_dir, "0.0.0.0", None, None, None, True, None).allow_insecure
+
+
+def test_the_model_leaves_a_core_to_decoding_and_http_on_a_cpu():
+    import torch
+
+    from service.runtime import cpu_threads
+
+    assert cpu_threads(None, torch.device("cpu"), cores=2) == 1
+    assert cpu_threads(None, torch.device("cpu"), cores=16) == 15
+    assert cpu_threads(None, torch.device("cpu"), cores=1) == 1
+    assert cpu_threads(3, torch.device("cpu"), cores=16) == 3
+    assert cpu_threads(None, torch.device("cuda")) is None
+
+
+def test_the_model_thread_runs_with_the_configured_cpu_threads():
+    import asyncio
+
+    import torch
+
+    from service.batcher import DynamicBatcher
+    from service.runtime import thread_setup
+
+    seen: list[int] = []
+
+    def infer(images):
+        seen.append(torch.get_num_threads())  # OpenMP keeps the thread count per thread
+        return [{"scores": torch.zeros(0)} for _ in images]
+
+    async def run() -> None:
+        batcher = DynamicBatcher(infer, max_wait_s=0.0, worker_setup=thread_setup(1))
+        batcher.start()
+        await batcher.submit([torch.zeros(3, 8, 8)])
+        await batcher.drain(5.0)
+
+    asyncio.run(run())
+    assert seen == [1]
