@@ -13,7 +13,7 @@ and ``differences.png`` (the paired differences against the searched FSD).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -156,12 +156,29 @@ def genotype_summary(results: Path) -> tuple[list[str], bool | None, float]:
     return lines, agree, float(np.mean(seconds)) if seconds else float("nan")
 
 
-def claims(point: dict[str, dict[str, Any]], differences: dict[str, dict[str, dict[str, Any]]], parameters: dict[str, float]) -> list[str]:
-    """Each target of the method, with the numbers and whether it holds."""
-    lines = []
+def missing_cells(cells: dict[str, list[Cell]], planned: Mapping[str, int]) -> dict[str, tuple[int, int]]:
+    """Arms with fewer finished cells than planned: arm -> (finished, planned)."""
+    done = {arm: len(arm_cells) for arm, arm_cells in cells.items()}
+    return {arm: (done.get(arm, 0), count) for arm, count in planned.items() if done.get(arm, 0) < count}
 
-    def verdict(holds: bool) -> str:
-        return "**holds**" if holds else "**does not hold**"
+
+def claims(
+    point: dict[str, dict[str, Any]],
+    differences: dict[str, dict[str, dict[str, Any]]],
+    parameters: dict[str, float],
+    missing: Mapping[str, tuple[int, int]] | None = None,
+) -> list[str]:
+    """Each target of the method, with the numbers and whether it holds; a verdict that rests on
+    an arm with fewer finished cells than planned (``missing``) says so ("so far", and which)."""
+    lines = []
+    missing = missing or {}
+
+    def verdict(holds: bool, *arms: str) -> str:
+        text = "holds" if holds else "does not hold"
+        short = [f"{arm} {missing[arm][0]} of {missing[arm][1]}" for arm in (REFERENCE, *arms) if arm in missing]
+        if not short:
+            return f"**{text}**"
+        return f"**{text} so far** (provisional: cells finished {', '.join(short)})"
 
     if "random" in differences:
         d = differences["random"]["sens@4"]
@@ -169,7 +186,7 @@ def claims(point: dict[str, dict[str, Any]], differences: dict[str, dict[str, di
         holds = -d["mean"] >= 0.03 and -d["ci"][1] > 0 and parameters.get(REFERENCE, np.inf) <= median_random
         lines.append(
             f"- Searched FSD at least 3 points sens@4 above the mean random architecture, paired interval above 0, at no more "
-            f"parameters than the random median: {verdict(holds)} (FSD minus random: {-100 * d['mean']:+.1f} "
+            f"parameters than the random median: {verdict(holds, 'random')} (FSD minus random: {-100 * d['mean']:+.1f} "
             f"[{-100 * d['ci'][1]:+.1f}, {-100 * d['ci'][0]:+.1f}] points; {parameters.get(REFERENCE, float('nan')) / 1e6:.2f} M vs "
             f"median {median_random / 1e6:.2f} M parameters)."
         )
@@ -178,7 +195,7 @@ def claims(point: dict[str, dict[str, Any]], differences: dict[str, dict[str, di
         ratio = parameters.get(REFERENCE, np.inf) / parameters.get("resnet50_fpn", np.nan)
         holds = -d["mean"] >= 0.03 and ratio <= 0.6
         lines.append(
-            f"- Searched FSD at least 3 points AP50 above R50-FPN with at most 60% of its parameters: {verdict(holds)} "
+            f"- Searched FSD at least 3 points AP50 above R50-FPN with at most 60% of its parameters: {verdict(holds, 'resnet50_fpn')} "
             f"(FSD minus R50-FPN: {-100 * d['mean']:+.1f} [{-100 * d['ci'][1]:+.1f}, {-100 * d['ci'][0]:+.1f}] points AP50; "
             f"{100 * ratio:.1f}% of its parameters)."
         )
@@ -186,14 +203,14 @@ def claims(point: dict[str, dict[str, Any]], differences: dict[str, dict[str, di
         gn, bn = differences["fsd_gn"]["sens@4"], differences["fsd_bn"]["sens@4"]
         holds = gn["mean"] <= 0 and bn["ci"][1] < 0
         lines.append(
-            f"- SN at least as good as GN and better than BN at 2 images per step (sens@4): {verdict(holds)} "
+            f"- SN at least as good as GN and better than BN at 2 images per step (sens@4): {verdict(holds, 'fsd_gn', 'fsd_bn')} "
             f"(GN minus SN {_signed(gn)}, BN minus SN {_signed(bn)} points)."
         )
     if "types_graph_on" in point and "types_graph_off" in point and "graph" in differences:
         d = differences["graph"]["mAP50 types relative"]
         holds = d["mean"] >= 0.10 and d["ci"][0] > 0
         lines.append(
-            f"- Graph on at least +10% relative mAP50 over types against graph off, interval above 0: {verdict(holds)} "
+            f"- Graph on at least +10% relative mAP50 over types against graph off, interval above 0: {verdict(holds, 'types_graph_off', 'types_graph_on')} "
             f"({100 * d['mean']:+.1f}% [{100 * d['ci'][0]:+.1f}%, {100 * d['ci'][1]:+.1f}%]; "
             f"on {_with_ci(point['types_graph_on']['mAP50 types'])}, off {_with_ci(point['types_graph_off']['mAP50 types'])})."
         )
@@ -249,9 +266,12 @@ def plot_differences(differences: dict[str, dict[str, dict[str, Any]]], titles: 
     return out
 
 
-def summarize(results_dir: str | Path, replicates: int = 1000, command: str = "", order: Sequence[str] = ()) -> str:
+def summarize(
+    results_dir: str | Path, replicates: int = 1000, command: str = "", order: Sequence[str] = (), planned: Mapping[str, int] | None = None
+) -> str:
     """Write the report files into ``results_dir`` from its finished cells (arms in ``order``
-    first); returns the markdown."""
+    first); returns the markdown. ``planned``: the cells each arm should have (arm -> count), so
+    that a partial table says how far it got and which verdicts are provisional."""
     results = Path(results_dir)
     cells = load_cells(results, order)
     if not cells:
@@ -338,7 +358,14 @@ def summarize(results_dir: str | Path, replicates: int = 1000, command: str = ""
     if genotype_lines:
         lines += ["", f"Search ({len(genotype_lines)} seeds, {search_seconds / 60:.1f} min each on average); the genotypes "
                   + ("agree:" if agree else "differ:"), ""] + genotype_lines
-    lines += ["", "Claims:", ""] + claims(point, differences, parameters)
+    missing = missing_cells(cells, planned or {})
+    if planned:
+        finished = sum(min(len(cells.get(arm, [])), count) for arm, count in planned.items())
+        progress = f"Progress: {finished} of {sum(planned.values())} planned cells finished"
+        if missing:
+            progress += " (missing: " + ", ".join(f"{arm} {done} of {count}" for arm, (done, count) in missing.items()) + "); the same command resumes the rest"
+        lines += ["", progress + "."]
+    lines += ["", "Claims:", ""] + claims(point, differences, parameters, missing)
     if command:
         lines += ["", f"Command: `{command}`"]
     markdown = "\n".join(lines) + "\n"

@@ -40,16 +40,17 @@ def accuracy_command(
     import shlex
     import sys
 
-    from fsd.cli.bench.accuracy import ARMS, run_accuracy_benchmark
+    from fsd.cli.bench.accuracy import ARMS, arm_seeds, run_accuracy_benchmark
     from fsd.cli.bench.accuracy_report import summarize
     from fsd.config import load_config
 
     loaded = load_config(config, overrides)
     results_dir = results or out / "results"
+    chosen = [a.strip() for a in arms.split(",")] if arms else list(ARMS)
     if not summary_only:
-        chosen = [a.strip() for a in arms.split(",")] if arms else list(ARMS)
         run_accuracy_benchmark(loaded, out, results_dir, chosen, device)
-    typer.echo(summarize(results_dir, loaded.bench.bootstrap, command=shlex.join(["fsd", *sys.argv[1:]]), order=list(ARMS)))
+    planned = {name: len(arm_seeds(ARMS[name], loaded)) for name in chosen if name in ARMS}
+    typer.echo(summarize(results_dir, loaded.bench.bootstrap, command=shlex.join(["fsd", *sys.argv[1:]]), order=list(ARMS), planned=planned))
 
 
 def _ints(text: str) -> list[int]:

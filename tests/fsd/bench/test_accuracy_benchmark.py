@@ -82,6 +82,11 @@ def test_cells_report_and_resume(tmp_path: Path):
     assert "Command: `fsd bench accuracy --config toy.yaml`" in markdown
     for name in ("accuracy.md", "accuracy.json", "froc_bands.png", "differences.png"):
         assert (tmp_path / "results" / name).stat().st_size > 0, name
+    # a partial table says how far it got, and its verdicts say they are provisional
+    partial = summarize(tmp_path / "results", replicates=100, planned={"fsd": 3, "random": 2, "types_graph_off": 1, "types_graph_on": 1})
+    assert "Progress: 5 of 7 planned cells finished (missing: fsd 1 of 3)" in partial
+    partial_claims = [line for line in partial.splitlines() if line.startswith("- ") and "at least" in line]
+    assert len(partial_claims) == 2 and all("so far** (provisional: cells finished fsd 1 of 3)" in c for c in partial_claims)
     estimates = json.loads((tmp_path / "results" / "accuracy.json").read_text())["estimates"]
     low, high = estimates["fsd"]["sens@4"]["ci"]
     assert low <= estimates["fsd"]["sens@4"]["mean"] <= high
