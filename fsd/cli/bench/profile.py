@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -67,16 +67,13 @@ class StageTimer:
             handle.remove()
 
 
-def _norms_within(module: nn.Module) -> list[nn.Module]:
-    return [m for m in module.modules() if is_norm_layer(m)]
+#: the parts whose normalization layers are timed apart from them
+NORM_GROUPS = ("backbone", "neck", "rpn", "box_head", "predictor")
 
 
-def stage_profile(model: nn.Module, call: Callable[[], Any], device: torch.device, warmup: int, repeats: int, batch: int) -> dict[str, float]:
-    """Milliseconds per image spent in each stage (:data:`STAGES`) and ``"total"``, averaged over
-    ``repeats`` calls of ``call`` (a forward pass of ``batch`` images through ``model``)."""
-    for _ in range(warmup):
-        call()
-    parts = {
+def detector_parts(model: nn.Module) -> dict[str, nn.Module]:
+    """The detector's modules the stages are measured from, by name."""
+    return {
         "transform": model.transform,
         "backbone": model.backbone,
         "neck": model.neck,
@@ -87,13 +84,41 @@ def stage_profile(model: nn.Module, call: Callable[[], Any], device: torch.devic
         "predictor": model.roi_heads.box_predictor,
         "slice_position": model.roi_heads.slice_position,
     }
-    timer = StageTimer(device)
+
+
+def watch_stages(timer: StageTimer, parts: Mapping[str, nn.Module]) -> None:
+    """Time every part, and the normalization layers of :data:`NORM_GROUPS` as ``norm:<part>``."""
     for name, module in parts.items():
         timer.watch(name, module)
-    norm_groups = {name: _norms_within(parts[name]) for name in ("backbone", "neck", "rpn", "box_head", "predictor")}
-    for name, norms in norm_groups.items():
-        for norm in norms:
+    for name in NORM_GROUPS:
+        for norm in (m for m in parts[name].modules() if is_norm_layer(m)):
             timer.watch(f"norm:{name}", norm)
+
+
+def split_stages(seconds: Mapping[str, float]) -> dict[str, float]:
+    """Seconds per stage (every one of :data:`STAGES` but "other") from the per-part seconds that
+    :func:`watch_stages` collects: normalization is taken out of the parts it runs in."""
+    s = defaultdict(float, seconds)
+    return {
+        "transform": s["transform"],
+        "backbone convolutions": s["backbone"] - s["norm:backbone"],
+        "normalization statistics": sum(s[f"norm:{name}"] for name in NORM_GROUPS),
+        "neck": s["neck"] - s["norm:neck"],
+        "RPN + post-processing": s["rpn"] - s["norm:rpn"],
+        "RoI align": s["roi_align"],
+        "RoI head + graph": s["box_head"] + s["predictor"] + s["slice_position"] - s["norm:box_head"] - s["norm:predictor"],
+        "final post-processing": s["roi_heads"] - s["roi_align"] - s["box_head"] - s["predictor"] - s["slice_position"],
+    }
+
+
+def stage_profile(model: nn.Module, call: Callable[[], Any], device: torch.device, warmup: int, repeats: int, batch: int) -> dict[str, float]:
+    """Milliseconds per image spent in each stage (:data:`STAGES`) and ``"total"``, averaged over
+    ``repeats`` calls of ``call`` (a forward pass of ``batch`` images through ``model``)."""
+    for _ in range(warmup):
+        call()
+    parts = detector_parts(model)
+    timer = StageTimer(device)
+    watch_stages(timer, parts)
     total = 0.0
     try:
         for _ in range(repeats):
@@ -106,18 +131,7 @@ def stage_profile(model: nn.Module, call: Callable[[], Any], device: torch.devic
             total += time.perf_counter() - started
     finally:
         timer.close()
-    s = timer.seconds
-    norm_total = sum(s[f"norm:{name}"] for name in norm_groups)
-    stages = {
-        "transform": s["transform"],
-        "backbone convolutions": s["backbone"] - s["norm:backbone"],
-        "normalization statistics": norm_total,
-        "neck": s["neck"] - s["norm:neck"],
-        "RPN + post-processing": s["rpn"] - s["norm:rpn"],
-        "RoI align": s["roi_align"],
-        "RoI head + graph": s["box_head"] + s["predictor"] + s["slice_position"] - s["norm:box_head"] - s["norm:predictor"],
-        "final post-processing": s["roi_heads"] - s["roi_align"] - s["box_head"] - s["predictor"] - s["slice_position"],
-    }
+    stages = split_stages(timer.seconds)
     stages["other"] = max(total - sum(stages.values()), 0.0)
     per_image = 1000.0 / (repeats * batch)
     result = {name: round(value * per_image, 3) for name, value in stages.items()}
@@ -125,14 +139,21 @@ def stage_profile(model: nn.Module, call: Callable[[], Any], device: torch.devic
     return result
 
 
-def profile_markdown(rows: dict[str, dict[str, float]]) -> str:
-    """A table: one column per profiled configuration, one row per stage (ms per image and %)."""
+def stage_table(rows: Mapping[str, Mapping[str, float]], stages: Sequence[str], digits: int = 2, labels: Mapping[str, str] | None = None) -> str:
+    """A table: one column per profiled configuration, one row per stage (ms and % of the total),
+    stage names shown through ``labels`` where given."""
     names = list(rows)
+    labels = labels or {}
     lines = ["| stage | " + " | ".join(names) + " |", "|" + " --- |" * (len(names) + 1)]
-    for stage in (*STAGES, "total"):
+    for stage in (*stages, "total"):
         cells = []
         for name in names:
             value, total = rows[name].get(stage, 0.0), rows[name]["total"]
-            cells.append(f"{value:.2f} ms" if stage == "total" else f"{value:.2f} ms ({100 * value / max(total, 1e-9):.0f}%)")
-        lines.append(f"| {stage} | " + " | ".join(cells) + " |")
+            cells.append(f"{value:.{digits}f} ms" if stage == "total" else f"{value:.{digits}f} ms ({100 * value / max(total, 1e-9):.0f}%)")
+        lines.append(f"| {labels.get(stage, stage)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def profile_markdown(rows: Mapping[str, Mapping[str, float]]) -> str:
+    """The inference profile's table (ms per image)."""
+    return stage_table(rows, STAGES)

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from fsd.cli.bench.profile import STAGES, StageTimer, _norms_within
+from fsd.cli.bench.profile import STAGES, StageTimer, detector_parts, split_stages, stage_table, watch_stages
 from fsd.config import FsdConfig
 from fsd.engine.distributed import init_distributed
 from fsd.engine.trainer import Trainer
@@ -36,20 +37,9 @@ def profile_training_step(
         trainer = Trainer(config, architecture or architecture_record(genotype=default_genotype()), Path(scratch), context, progress=False)
         model = trainer.network
         model.train()
-        parts = {
-            "transform": model.transform,
-            "backbone": model.backbone,
-            "neck": model.neck,
-            "rpn": model.rpn,
-            "roi_heads": model.roi_heads,
-            "roi_align": model.roi_heads.box_roi_pool,
-            "box_head": model.roi_heads.box_head,
-            "predictor": model.roi_heads.box_predictor,
-            "slice_position": model.roi_heads.slice_position,
-        }
+        parts = detector_parts(model)
         seconds = {name: 0.0 for name in TRAIN_STAGES}
-        forward_parts = {name: 0.0 for name in parts}
-        norm_seconds = {name: 0.0 for name in ("backbone", "neck", "rpn", "box_head", "predictor")}
+        module_seconds: defaultdict[str, float] = defaultdict(float)
         done = 0
         epoch = 0
         while done < warmup + iterations:
@@ -65,11 +55,7 @@ def profile_training_step(
                 timer = StageTimer(trainer.device)
                 measuring = done >= warmup
                 if measuring:
-                    for name, module in parts.items():
-                        timer.watch(name, module)
-                    for name in norm_seconds:
-                        for norm in _norms_within(parts[name]):
-                            timer.watch(f"norm:{name}", norm)
+                    watch_stages(timer, parts)
                 images, targets = trainer.to_device(batch)
                 forward_started = time.perf_counter()
                 losses, _ = trainer.model(images, targets)
@@ -87,22 +73,10 @@ def profile_training_step(
                     seconds["forward: other"] += forwarded - forward_started
                     seconds["backward"] += backwarded - forwarded
                     seconds["optimizer step"] += stepped - backwarded
-                    for name in forward_parts:
-                        forward_parts[name] += timer.seconds[name]
-                    for name in norm_seconds:
-                        norm_seconds[name] += timer.seconds[f"norm:{name}"]
+                    for name, value in timer.seconds.items():
+                        module_seconds[name] += value
                 done += 1
-    s = forward_parts
-    stages = {
-        "forward: transform": s["transform"],
-        "forward: backbone convolutions": s["backbone"] - norm_seconds["backbone"],
-        "forward: normalization statistics": sum(norm_seconds.values()),
-        "forward: neck": s["neck"] - norm_seconds["neck"],
-        "forward: RPN + post-processing": s["rpn"] - norm_seconds["rpn"],
-        "forward: RoI align": s["roi_align"],
-        "forward: RoI head + graph": s["box_head"] + s["predictor"] + s["slice_position"] - norm_seconds["box_head"] - norm_seconds["predictor"],
-        "forward: final post-processing": s["roi_heads"] - s["roi_align"] - s["box_head"] - s["predictor"] - s["slice_position"],
-    }
+    stages = {f"forward: {name}": value for name, value in split_stages(module_seconds).items()}
     seconds["forward: other"] = max(seconds["forward: other"] - sum(stages.values()), 0.0)
     seconds.update(stages)
     result = {name: round(1000.0 * seconds[name] / iterations, 2) for name in TRAIN_STAGES}
@@ -111,12 +85,6 @@ def profile_training_step(
 
 
 def train_profile_markdown(rows: dict[str, dict[str, float]]) -> str:
-    names = list(rows)
-    lines = ["| stage | " + " | ".join(names) + " |", "|" + " --- |" * (len(names) + 1)]
-    for stage in (*TRAIN_STAGES, "total"):
-        cells = []
-        for name in names:
-            value, total = rows[name].get(stage, 0.0), rows[name]["total"]
-            cells.append(f"{value:.1f} ms" if stage == "total" else f"{value:.1f} ms ({100 * value / max(total, 1e-9):.0f}%)")
-        lines.append(f"| {stage.replace('forward: final post-processing', 'forward: RoI sampling + losses')} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    """The training step's table (ms per iteration); in training mode the RoI heads' remainder is
+    proposal sampling and the losses."""
+    return stage_table(rows, TRAIN_STAGES, digits=1, labels={"forward: final post-processing": "forward: RoI sampling + losses"})
