@@ -43,12 +43,19 @@ Modules, one job each: :mod:`.parsing` (1, 2), :mod:`.pixels` (3 to 8), :mod:`.c
 syntaxes and plugins, for 6 and 8), :mod:`.frame_metadata` (9) and :mod:`.decoding` (10), on
 the tag readers of :mod:`.values`; :mod:`.series` holds the slice type and series grouping. This
 module runs them in order and builds the slices.
+
+A reader that checks a file when it arrives and decodes it later (the service) parses it once:
+``open_dicom`` (check 1), ``check_file`` (checks 2 to 9) and ``decode_ct`` (check 10) are the
+three steps of ``read_ct``, and the ``ParsedCT`` between them keeps the parsed data set.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +90,27 @@ def hash_uid(uid: str) -> str:
     return hashlib.sha256(uid.encode("utf-8", errors="replace")).hexdigest()[:12]
 
 
+@dataclass(frozen=True)
+class DicomFile:
+    """Bytes that passed check 1: the data set parsed from them (once), and whether the file ended
+    inside an element after its header. :func:`check_file` runs checks 2 to 9 on it."""
+
+    dataset: Dataset
+    data: bytes
+    ends_early: bool
+
+
+@dataclass(frozen=True)
+class ParsedCT:
+    """A CT file that passed checks 1 to 9: its data set (parsed once), the validated pixel layout
+    and each frame's metadata. :func:`decode_ct` decodes it (check 10); the data set also serves
+    whoever needs the file's header afterwards, without parsing the bytes again."""
+
+    dataset: Dataset
+    layout: PixelLayout
+    frames: list[FrameMetadata]
+
+
 def read_ct(data: bytes, *, max_pixel_bytes: int = DEFAULT_MAX_PIXEL_BYTES) -> list[CTSlice]:
     """Read one DICOM file held in memory as CT slices (one per frame), in HU.
 
@@ -90,41 +118,48 @@ def read_ct(data: bytes, *, max_pixel_bytes: int = DEFAULT_MAX_PIXEL_BYTES) -> l
     SamplesPerPixel x BitsAllocated/8), checked before anything is decoded. Raises
     ``DicomError`` (see the module docstring for the codes and their order) and nothing else.
     """
-    slices = _read(data, max_pixel_bytes, decode=True)
-    assert slices is not None
-    return slices
+    return decode_ct(parse_ct(data, max_pixel_bytes=max_pixel_bytes))
 
 
 def check_ct(data: bytes, *, max_pixel_bytes: int = DEFAULT_MAX_PIXEL_BYTES) -> None:
     """Checks 1 to 9 of ``read_ct`` without decoding the pixels (step 10): raises the ``DicomError``
     ``read_ct`` would raise before decoding, else returns. For a cheap triage of received files
     that are decoded later; only a decoder failure on a compressed frame can still fail then."""
-    _read(data, max_pixel_bytes, decode=False)
+    parse_ct(data, max_pixel_bytes=max_pixel_bytes)
 
 
-def _read(data: bytes, max_pixel_bytes: int, *, decode: bool) -> list[CTSlice] | None:
+def parse_ct(data: bytes, *, max_pixel_bytes: int = DEFAULT_MAX_PIXEL_BYTES) -> ParsedCT:
+    """Checks 1 to 9 of ``read_ct``, parsing the bytes once; :func:`decode_ct` finishes the read."""
+    return check_file(open_dicom(data, max_pixel_bytes=max_pixel_bytes), max_pixel_bytes=max_pixel_bytes)
+
+
+def open_dicom(data: bytes, *, max_pixel_bytes: int = DEFAULT_MAX_PIXEL_BYTES) -> DicomFile:
+    """Check 1: the bytes parsed as a DICOM data set (``not_dicom`` / ``too_large`` otherwise)."""
     if max_pixel_bytes < 1:
         raise ValueError(f"max_pixel_bytes must be positive, got {max_pixel_bytes}")
-    code_if_unexpected = NOT_DICOM
-    try:
+    with _rejections(NOT_DICOM):
         data = bytes(data)
         ds, ends_early = parse_dicom(data, _file_size_limit(max_pixel_bytes))
-        check_is_ct(ds)
-        code_if_unexpected = INVALID_TAG
-        layout = read_pixel_layout(ds, data, ends_early, max_pixel_bytes)
-        check_pixel_length(ds, layout)
-        frames = read_frame_metadata(ds, layout.frames)
-        if not decode:
-            return None
-        code_if_unexpected = INVALID_PIXEL_DATA
-        hu_frames = decode_hu(ds, layout, [frame.rescale for frame in frames])
-        slices = _build_slices(ds, layout, frames, hu_frames)
-    except DicomError as error:
-        logger.debug("DICOM input rejected: %s", error.code)
-        raise
-    except Exception as error:  # a parser or plugin failure we did not foresee: still a clean error
-        logger.debug("DICOM input rejected after %s", type(error).__name__)
-        raise DicomError("The DICOM file could not be read as a CT image.", code_if_unexpected) from error
+    return DicomFile(ds, data, ends_early)
+
+
+def check_file(file: DicomFile, *, max_pixel_bytes: int = DEFAULT_MAX_PIXEL_BYTES) -> ParsedCT:
+    """Checks 2 to 9 on a parsed file: a CT image whose pixels can be decoded within the budget."""
+    with _rejections(NOT_DICOM):
+        check_is_ct(file.dataset)
+    with _rejections(INVALID_TAG):
+        layout = read_pixel_layout(file.dataset, file.data, file.ends_early, max_pixel_bytes)
+        check_pixel_length(file.dataset, layout)
+        frames = read_frame_metadata(file.dataset, layout.frames)
+    return ParsedCT(file.dataset, layout, frames)
+
+
+def decode_ct(parsed: ParsedCT) -> list[CTSlice]:
+    """Check 10: decode a checked file to CT slices in HU (``invalid_pixel_data`` when a decoder fails)."""
+    ds, layout = parsed.dataset, parsed.layout
+    with _rejections(INVALID_PIXEL_DATA):
+        hu_frames = decode_hu(ds, layout, [frame.rescale for frame in parsed.frames])
+        slices = _build_slices(ds, layout, parsed.frames, hu_frames)
     first = slices[0]
     logger.debug(
         "read CT instance %s (series %s): %d frame(s) of %d x %d, %s",
@@ -136,6 +171,19 @@ def _read(data: bytes, max_pixel_bytes: int, *, decode: bool) -> list[CTSlice] |
         dicom_uid.UID(layout.transfer_syntax).name,
     )
     return slices
+
+
+@contextmanager
+def _rejections(code_if_unexpected: str) -> Iterator[None]:
+    """Let DicomErrors through; turn anything else a parser or plugin raises into one with the given code."""
+    try:
+        yield
+    except DicomError as error:
+        logger.debug("DICOM input rejected: %s", error.code)
+        raise
+    except Exception as error:  # a parser or plugin failure we did not foresee: still a clean error
+        logger.debug("DICOM input rejected after %s", type(error).__name__)
+        raise DicomError("The DICOM file could not be read as a CT image.", code_if_unexpected) from error
 
 
 def read_ct_file(path: str | Path, *, max_pixel_bytes: int = DEFAULT_MAX_PIXEL_BYTES) -> list[CTSlice]:
