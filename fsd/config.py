@@ -1,7 +1,10 @@
 """Pipeline configuration: YAML files validated into typed sections.
 
 Every key is checked (unknown keys are errors), and an invalid file fails with a message that
-names the key, e.g. ``configs/x.yaml: train.lr: Input should be greater than 0``. Sections map one
+names the key, e.g. ``configs/x.yaml: train.lr: Input should be greater than 0``. Op and
+normalization names are checked against the one op table (:mod:`fsd.nn.ops`) and the
+normalization factory (:data:`fsd.nn.NORM_KINDS`) when the file loads, so a config naming an
+unknown op fails at once, not when a network is built. Sections map one
 to one to the commands that use them; values derived from several sections (the number of
 classes, the model's pixel spacing) are computed here and nowhere else.
 """
@@ -9,17 +12,30 @@ classes, the model's pixel spacing) are computed here and nowhere else.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from fsd.constants import DEEPLESION_FP_RATES, num_classes
 from fsd.data.augment import AugmentConfig
 from fsd.errors import ConfigError, describe_validation_error
+from fsd.nn import check_norm_kind
+from fsd.nn.ops import DEFAULT_BACKBONE_OPS, DEFAULT_HEAD_OPS, check_op_names
 from fsd.preprocess import PreprocessConfig
 
-NormKind = Literal["bn", "gn", "in", "ln", "bin", "iln", "sn", "ssn", "syncsn"]
+#: a normalization kind of :data:`fsd.nn.NORM_KINDS`
+NormKind = Annotated[str, AfterValidator(check_norm_kind)]
+#: op names of the op table (:data:`fsd.nn.ops.OPS`)
+OpNames = Annotated[tuple[str, ...], AfterValidator(check_op_names)]
 Task = Literal["binary", "types"]
 
 
@@ -131,28 +147,8 @@ class SpaceSection(Section):
         StageSection(width=64, blocks=2),
         StageSection(width=96, blocks=2),
     )
-    backbone_ops: tuple[str, ...] = (
-        "conv_3x3",
-        "conv_5x5",
-        "sep_conv_3x3",
-        "sep_conv_5x5",
-        "dil_conv_3x3",
-        "dil_conv_5x5",
-        "ir_k3_e3",
-        "ir_k3_e6",
-        "ir_k5_e3",
-        "ir_k5_e6",
-        "skip",
-    )
-    head_ops: tuple[str, ...] = (
-        "conv_3x3",
-        "sep_conv_3x3",
-        "sep_conv_5x5",
-        "dil_conv_3x3",
-        "ir_k3_e3",
-        "skip",
-        "zero",
-    )
+    backbone_ops: OpNames = DEFAULT_BACKBONE_OPS
+    head_ops: OpNames = DEFAULT_HEAD_OPS
     head_nodes: int = Field(2, ge=1)
     head_channels: int = Field(64, ge=8)
 

@@ -191,6 +191,21 @@ OPS: dict[str, OpBuilder] = {
 
 #: ops whose output does not come from learned spatial filtering (the search's collapse risk)
 PARAMETER_FREE_OPS: frozenset[str] = frozenset({"skip", "zero"})
+#: the candidates of a backbone position by default: every op but ``zero`` (a block is never dropped)
+DEFAULT_BACKBONE_OPS: tuple[str, ...] = tuple(name for name in OPS if name != "zero")
+#: the candidates of a head-cell edge by default: the cheap ops, ``skip``, and ``zero`` to drop the edge
+DEFAULT_HEAD_OPS: tuple[str, ...] = ("conv_3x3", "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "ir_k3_e3", "skip", "zero")
+
+
+def check_op_names(names: tuple[str, ...]) -> tuple[str, ...]:
+    """``names`` when every one is an op of the table; ValueError naming the unknown ones and the known ones."""
+    unknown = [name for name in names if name not in OPS]
+    if unknown:
+        listed = ", ".join(repr(name) for name in unknown)
+        raise ValueError(f"unknown op {listed}; the op table (fsd/nn/ops.py) has {', '.join(OPS)}")
+    if not names:
+        raise ValueError("at least one op is needed")
+    return names
 
 
 def build_op(name: str, in_channels: int, out_channels: int, stride: int, norm: str) -> nn.Module:

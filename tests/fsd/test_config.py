@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from fsd.config import load_config, parse_config
 from fsd.errors import ConfigError
+from fsd.nn import NORM_KINDS
+from fsd.nn.ops import OPS
 
 CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
 
@@ -55,3 +58,28 @@ def test_overrides_and_file_errors(tmp_path: Path):
     path.write_text("- a list\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_config(path)
+
+
+@pytest.mark.parametrize(
+    "section, key",
+    [({"backbone_ops": ["conv_3x3", "conv_9x9"]}, "backbone_ops"), ({"head_ops": ["skip", "attention"]}, "head_ops")],
+)
+def test_a_config_naming_an_unknown_op_fails_when_it_loads(tmp_path: Path, section, key):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"search": {"space": section}}))
+    with pytest.raises(ConfigError) as failure:
+        load_config(path)
+    message = str(failure.value)
+    unknown = next(name for name in section[key] if name not in OPS)
+    assert f"{path}: search.space.{key}: unknown op '{unknown}'" in message
+    assert all(name in message for name in OPS), "the message lists the ops of the table"
+
+
+def test_op_and_norm_names_come_from_the_op_table_and_the_norm_factory():
+    config = parse_config({}, "default.yaml")
+    assert set(config.search.space.backbone_ops) == set(OPS) - {"zero"}
+    assert set(config.search.space.head_ops) <= set(OPS)
+    for kind in NORM_KINDS:
+        assert parse_config({"model": {"norm": kind}, "search": {"norm": kind}}, "x.yaml").model.norm == kind
+    with pytest.raises(ConfigError, match=r"search\.norm: unknown normalization kind 'groupnorm'; valid kinds: bn, gn"):
+        parse_config({"search": {"norm": "groupnorm"}}, "x.yaml")

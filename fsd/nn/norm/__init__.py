@@ -5,7 +5,7 @@ the kinds. ``norm_parameter_groups`` builds optimizer groups without weight deca
 parameters; ``mixing_weights`` reports what each switchable layer has learned.
 """
 
-from fsd.nn.norm.factory import GN_MAX_GROUPS, NORM_KINDS, make_norm
+from fsd.nn.norm.factory import GN_MAX_GROUPS, NORM_KINDS, check_norm_kind, make_norm
 from fsd.nn.norm.groups import group_count
 from fsd.nn.norm.importance import mixing_weights
 from fsd.nn.norm.mixtures import BatchInstanceNorm2d, InstanceLayerNorm2d, clip_batch_instance_gates
@@ -19,6 +19,7 @@ __all__ = [
     "GN_MAX_GROUPS",
     "NORMALIZER_NAMES",
     "NORM_KINDS",
+    "check_norm_kind",
     "BatchInstanceNorm2d",
     "InstanceLayerNorm2d",
     "SparseSwitchNorm2d",

@@ -49,10 +49,16 @@ _BUILDERS: dict[str, Callable[[int], nn.Module]] = {
 NORM_KINDS: tuple[str, ...] = tuple(_BUILDERS)
 
 
-def make_norm(kind: str, channels: int) -> nn.Module:
-    """A normalization layer of ``kind`` (one of NORM_KINDS) for ``channels`` channels."""
+def check_norm_kind(kind: str) -> str:
+    """``kind`` when ``make_norm`` builds it; ValueError naming the known kinds otherwise."""
     if kind not in _BUILDERS:
         raise ValueError(f"unknown normalization kind {kind!r}; valid kinds: {', '.join(NORM_KINDS)}")
+    return kind
+
+
+def make_norm(kind: str, channels: int) -> nn.Module:
+    """A normalization layer of ``kind`` (one of NORM_KINDS) for ``channels`` channels."""
+    check_norm_kind(kind)
     if channels < 1:
         raise ValueError(f"a normalization layer needs at least 1 channel, got {channels}")
     return _BUILDERS[kind](channels)
