@@ -53,7 +53,7 @@ COPY --from=builder /opt/venv /opt/venv
 COPY --from=builder /tmp/dist/ /tmp/dist/
 RUN python -m pip install --no-cache-dir --no-deps --no-index /tmp/dist/*.whl \
     && rm -rf /tmp/dist \
-    && python -c "import service, service.cli, service.dimse.node"
+    && python -c "import service, service.cli, service.http.app"
 COPY ${MODEL_DIR}/model.ts ${MODEL_DIR}/model.json /models/fsd/
 USER fsd
 WORKDIR /home/fsd

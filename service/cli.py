@@ -1,5 +1,5 @@
 """The server's command line: ``python -m service`` (the Docker entry point) and ``fsd serve``
-run :func:`serve_command`, which starts the app with uvicorn (:mod:`service.server`).
+run :func:`serve_command`, which starts the app with uvicorn (:mod:`service.http.server`).
 
 Settings come from ``--config`` (or $FSD_SETTINGS_FILE), then ``FSD_*`` environment variables,
 then these flags (highest). The API key is read from $FSD_API_KEY, the settings file or
@@ -19,7 +19,7 @@ import typer
 from fsd.errors import ConfigError
 
 if TYPE_CHECKING:
-    from service.settings import ServiceSettings
+    from service.http.settings import ServiceSettings
 
 
 def _read_key_file(path: Path | None) -> str | None:
@@ -42,7 +42,7 @@ def build_settings(
     log_level: str | None,
 ) -> ServiceSettings:
     """Validated ServiceSettings from the flags over the environment over the file."""
-    from service.settings import load_settings
+    from service.http.settings import load_settings
 
     settings = load_settings(
         config,
@@ -84,9 +84,9 @@ def serve_command(
 
     import uvicorn
 
-    from service.app import create_app
-    from service.log_config import configure_logging
-    from service.server import uvicorn_config
+    from service.http.app import create_app
+    from service.http.log_config import configure_logging
+    from service.http.server import uvicorn_config
 
     configure_logging(settings.log_level)
     if not settings.auth_enabled:

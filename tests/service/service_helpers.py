@@ -104,7 +104,7 @@ def live_server(app: FastAPI, ready_timeout_s: float = 60.0, *, tls: tuple[Path,
 
     import uvicorn
 
-    from service.server import uvicorn_config
+    from service.http.server import uvicorn_config
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))

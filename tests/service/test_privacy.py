@@ -12,7 +12,7 @@ import pytest
 from service_helpers import AUTH, form_files, stow_request
 
 from fsd.io.dicom import hash_uid
-from service.log_config import protect_library_logs
+from service.http.log_config import protect_library_logs
 
 PATIENT_NAME = "Zebulonovich^Quintessa"
 PATIENT_ID = "PID-4417-UNIQUE-93"
@@ -125,7 +125,7 @@ def test_malformed_patient_values_are_withheld_from_library_logs_and_warnings(cl
 
 
 def test_quoted_values_are_withheld_from_pydicom_records():
-    from service.log_config import WithholdQuotedValues
+    from service.http.log_config import WithholdQuotedValues
 
     record = logging.LogRecord("pydicom", logging.WARNING, __file__, 1, "Invalid value for VR %s: %r", ("PN", "Doe^John"), None)
     assert WithholdQuotedValues().filter(record)
