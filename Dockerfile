@@ -48,7 +48,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     FSD_MODEL_DIR=/models/fsd \
     FSD_HOST=0.0.0.0 \
     FSD_PORT=8000
-RUN groupadd --system fsd && useradd --system --gid fsd --create-home --home-dir /home/fsd fsd
+RUN groupadd --system fsd && useradd --system --gid fsd --create-home --home-dir /home/fsd fsd \
+    && install -d -o fsd -g fsd -m 0700 /var/lib/fsd
 COPY --from=builder /opt/venv /opt/venv
 COPY --from=builder /tmp/dist/ /tmp/dist/
 RUN python -m pip install --no-cache-dir --no-deps --no-index /tmp/dist/*.whl \
@@ -57,6 +58,8 @@ RUN python -m pip install --no-cache-dir --no-deps --no-index /tmp/dist/*.whl \
 COPY ${MODEL_DIR}/model.ts ${MODEL_DIR}/model.json /models/fsd/
 USER fsd
 WORKDIR /home/fsd
+# /var/lib/fsd: mount a volume there for the intake and SR spools (FSD_INTAKE_SPOOL_DIR,
+# FSD_SR_SPOOL_DIR under it; README), owned by fsd, so a restart loses nothing acknowledged
 # 8000: HTTP API; 11112: the DICOM node (C-ECHO / C-STORE SCP), off unless FSD_DICOM_ENABLED=true
 EXPOSE 8000 11112
 # readiness (model loaded and warmed up); slim images have no curl, so ask Python

@@ -4,7 +4,10 @@
 # result per slice, the documented schema, a DICOM SR on request, 401 without the key), check
 # that it runs as non-root, refuses to start without a key and refuses a DICOM node open to any
 # host, C-ECHO its DICOM node (allowed from the Docker bridge gateway, where published-port
-# connections come from), then stop it with SIGTERM and expect a clean exit.
+# connections come from); STOW-RS a study into the intake spool on a volume (as the README
+# deploys it), kill the container (SIGKILL) before the study is analysed, start a new one on the
+# same volume and read the study's SR back by WADO-RS; then stop it with SIGTERM and expect a
+# clean exit.
 #
 # Environment:
 #   MODEL_DIR    exported model to bake in (default runs/demo/export, from `make demo`). When it
@@ -27,12 +30,14 @@ DICOM_PORT=${DICOM_PORT:-18112}
 MODEL_DIR=${MODEL_DIR:-runs/demo/export}
 USE_WHEELHOUSE=${USE_WHEELHOUSE:-1}
 NAME="fsd-smoke-$$"
+VOLUME="fsd-smoke-spool-$$"
 KEY="smoke-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 WORK=$(mktemp -d)
 
 log() { printf '\n== %s\n' "$*"; }
 cleanup() {
   docker rm -f "$NAME" >/dev/null 2>&1 || true
+  docker volume rm -f "$VOLUME" >/dev/null 2>&1 || true
   [ "${KEEP_IMAGE:-0}" = 1 ] || docker image rm -f "$IMAGE" >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
@@ -96,24 +101,29 @@ routes = [line.split() for line in open('/proc/net/route').readlines()[1:]]
 print(next(socket.inet_ntoa(struct.pack('<L', int(r[2], 16))) for r in routes if r[1] == '00000000'))")
 echo "DICOM node allowed from the Docker gateway $GATEWAY"
 
-log "starting the server"
-docker run -d --name "$NAME" -p "127.0.0.1:$PORT:8000" -p "127.0.0.1:$DICOM_PORT:11112" -e FSD_API_KEY="$KEY" \
-  -e FSD_DICOM_ENABLED=true -e FSD_DICOM_ALLOWED_CALLING_AE_TITLES='["SMOKE"]' \
-  -e FSD_DICOM_ALLOWED_HOSTS="[\"$GATEWAY\"]" "$IMAGE" >/dev/null
-[ "$(docker exec "$NAME" id -u)" != 0 ] || { echo "the server runs as root" >&2; exit 1; }
+start_server() {
+  docker run -d --name "$NAME" -p "127.0.0.1:$PORT:8000" -p "127.0.0.1:$DICOM_PORT:11112" -e FSD_API_KEY="$KEY" \
+    -e FSD_DICOM_ENABLED=true -e FSD_DICOM_ALLOWED_CALLING_AE_TITLES='["SMOKE"]' \
+    -e FSD_DICOM_ALLOWED_HOSTS="[\"$GATEWAY\"]" -v "$VOLUME:/var/lib/fsd" \
+    -e FSD_INTAKE_SPOOL_DIR=/var/lib/fsd/intake -e FSD_STOW_STUDY_QUIET_S=600 "$IMAGE" >/dev/null
+  [ "$(docker exec "$NAME" id -u)" != 0 ] || { echo "the server runs as root" >&2; exit 1; }
+  for _ in $(seq 300); do
+    "$PYTHON" -c "import sys, httpx; sys.exit(httpx.get('$URL/health/ready', timeout=2).status_code != 200)" 2>/dev/null && break
+    [ "$(docker inspect -f '{{.State.Running}}' "$NAME")" = true ] || { docker logs "$NAME"; echo "the container stopped" >&2; exit 1; }
+    sleep 1
+  done
+  for _ in $(seq 60); do
+    [ "$(docker inspect -f '{{.State.Health.Status}}' "$NAME")" = healthy ] && break
+    sleep 1
+  done
+  [ "$(docker inspect -f '{{.State.Health.Status}}' "$NAME")" = healthy ] || { echo "HEALTHCHECK never passed" >&2; exit 1; }
+  echo "ready and healthy"
+}
 
+log "starting the server (intake spool on the volume $VOLUME)"
 URL="http://127.0.0.1:$PORT"
-for _ in $(seq 300); do
-  "$PYTHON" -c "import sys, httpx; sys.exit(httpx.get('$URL/health/ready', timeout=2).status_code != 200)" 2>/dev/null && break
-  [ "$(docker inspect -f '{{.State.Running}}' "$NAME")" = true ] || { docker logs "$NAME"; echo "the container stopped" >&2; exit 1; }
-  sleep 1
-done
-for _ in $(seq 60); do
-  [ "$(docker inspect -f '{{.State.Health.Status}}' "$NAME")" = healthy ] && break
-  sleep 1
-done
-[ "$(docker inspect -f '{{.State.Health.Status}}' "$NAME")" = healthy ] || { echo "HEALTHCHECK never passed" >&2; exit 1; }
-echo "ready and healthy"
+docker volume create "$VOLUME" >/dev/null
+start_server
 
 log "posting a synthetic CT series"
 FSD_API_KEY="$KEY" "$PYTHON" - "$URL" "$WORK" <<'PY'
@@ -121,7 +131,7 @@ import io, os, sys
 from pathlib import Path
 import httpx, pydicom
 from fsd.data.synth import generate_dataset
-from service.schemas import DetectResponse
+from service.http.schemas import DetectResponse
 
 url, work = sys.argv[1], Path(sys.argv[2])
 generate_dataset(work / "synth", patients=1, size=128, seed=0, dicom=True, progress=False)
@@ -168,6 +178,39 @@ def echo(calling: str) -> int | None:
 assert echo("SMOKE") == 0x0000, "C-ECHO from an allowed AE title failed"
 assert echo("STRANGER") is None, "an unknown calling AE title was accepted"
 print("C-ECHO answered 0x0000; unknown AE title refused")
+PY
+
+log "STOW-RS a study, kill the container before its analysis, start a new one on the same volume"
+STUDY=$(FSD_API_KEY="$KEY" "$PYTHON" - "$URL" "$WORK" <<'PY'
+import os, sys, uuid
+from pathlib import Path
+import httpx, pydicom
+url, work = sys.argv[1], Path(sys.argv[2])
+files = sorted((work / "synth" / "dicom").glob("*/*.dcm"))[:5]
+boundary = uuid.uuid4().hex
+body = b"".join(f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + p.read_bytes() + b"\r\n" for p in files)
+body += f"--{boundary}--\r\n".encode()
+headers = {"X-API-Key": os.environ["FSD_API_KEY"], "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}'}
+answer = httpx.post(f"{url}/v1/studies", content=body, headers=headers, timeout=120)
+assert answer.status_code == 200, answer.text
+print(pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
+PY
+)
+docker kill --signal KILL "$NAME" >/dev/null
+docker rm -f "$NAME" >/dev/null
+start_server
+FSD_API_KEY="$KEY" "$PYTHON" - "$URL" "$STUDY" <<'PY'
+import os, sys, time
+import httpx
+url, study = sys.argv[1], sys.argv[2]
+key = {"X-API-Key": os.environ["FSD_API_KEY"]}
+deadline = time.monotonic() + 180
+while (answer := httpx.get(f"{url}/v1/studies/{study}", headers=key, timeout=30)).status_code != 200:
+    assert answer.status_code == 404 and time.monotonic() < deadline, answer.text[:300]
+    time.sleep(1)
+metrics = httpx.get(f"{url}/metrics").text
+assert "fsd_studies_resumed_total 1.0" in metrics, "the study came back from the intake spool"
+print("the study acknowledged before the kill was analysed after the restart; its SR is served by WADO-RS")
 PY
 
 log "stopping with SIGTERM"

@@ -18,6 +18,7 @@ from pydicom.uid import (
     EnhancedCTImageStorage,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
+    generate_uid,
 )
 from pynetdicom import AE, evt
 from pynetdicom.sop_class import Verification
@@ -130,3 +131,46 @@ def storage_scp(port: int, **options: object) -> Iterator[StorageSCP]:
         yield scp
     finally:
         scp.stop()
+
+
+def fresh_study(
+    slices: Sequence[bytes], series_count: int = 1, *, patient: str | None = None, study: str | None = None
+) -> list[Dataset]:
+    """The slices as a new study (new study, series and instance UIDs; ``study`` to reuse a study
+    UID) of ``series_count`` series of consecutive slices, as a modality would send it;
+    ``patient`` gives it that PatientID (and a PatientName made of it)."""
+    study, series = study or generate_uid(), [generate_uid() for _ in range(series_count)]
+    per_series = -(-len(slices) // series_count)
+    datasets = []
+    for index, data in enumerate(slices):
+        ds = pydicom.dcmread(io.BytesIO(data))
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series[index // per_series]
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        if patient is not None:
+            ds.PatientID, ds.PatientName = patient, f"{patient}^Test"
+        datasets.append(ds)
+    return datasets
+
+
+def sr_evidence(sr: Dataset) -> set[str]:
+    """The SOP Instance UIDs an SR names as its evidence."""
+    return {
+        item.ReferencedSOPInstanceUID
+        for entry in sr.CurrentRequestedProcedureEvidenceSequence
+        for series in entry.ReferencedSeriesSequence
+        for item in series.ReferencedSOPSequence
+    }
+
+
+def retrieve_when_analysed(client: object, study: str) -> list[Dataset]:
+    """dicomweb-client's retrieve_study once the study is analysed (the store response comes first)."""
+    from requests import HTTPError
+
+    def retrieved() -> list[Dataset] | None:
+        try:
+            return client.retrieve_study(study)  # type: ignore[attr-defined,no-any-return]
+        except HTTPError as error:
+            assert error.response is not None and error.response.status_code == 404, error
+            return None
+
+    return wait_for(retrieved, timeout_s=90, what="the SR by WADO-RS")  # type: ignore[return-value]

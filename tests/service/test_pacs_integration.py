@@ -28,9 +28,10 @@ import highdicom as hd
 import httpx
 import pydicom
 import pytest
-from dicom_helpers import free_port, send_study, wait_for
+from dicom_helpers import free_port, fresh_study, send_study, wait_for
+from dicom_helpers import retrieve_when_analysed as _retrieve_when_analysed
+from dicom_helpers import sr_evidence as evidence
 from pacs_helpers import ORTHANC_AE, ORTHANC_PASSWORD, ORTHANC_USER, Orthanc, require_tools
-from pydicom.uid import generate_uid
 from service_helpers import API_KEY, AUTH, live_server
 
 from service import create_app, load_settings
@@ -74,20 +75,6 @@ def synth_series_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return sorted((root / "dicom").iterdir())[0]
 
 
-def fresh_study(slices: list[bytes], series_count: int = 1) -> list[pydicom.Dataset]:
-    """The slices as a new study (new study, series and instance UIDs) of ``series_count`` series of
-    consecutive slices, as a modality would send it."""
-    study, series = generate_uid(), [generate_uid() for _ in range(series_count)]
-    per_series = -(-len(slices) // series_count)
-    datasets = []
-    for index, data in enumerate(slices):
-        ds = pydicom.dcmread(io.BytesIO(data))
-        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series[index // per_series]
-        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-        datasets.append(ds)
-    return datasets
-
-
 def write_files(datasets: list[pydicom.Dataset], folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -96,15 +83,6 @@ def write_files(datasets: list[pydicom.Dataset], folder: Path) -> list[Path]:
         ds.save_as(path, enforce_file_format=True)
         paths.append(path)
     return paths
-
-
-def evidence(sr: pydicom.Dataset) -> set[str]:
-    return {
-        item.ReferencedSOPInstanceUID
-        for entry in sr.CurrentRequestedProcedureEvidenceSequence
-        for series in entry.ReferencedSeriesSequence
-        for item in series.ReferencedSOPSequence
-    }
 
 
 def metric(base: str, line_start: str) -> float:
@@ -155,20 +133,6 @@ def _storescu(pacs: Pacs, paths: list[Path]) -> None:
         capture_output=True, text=True, timeout=120,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-
-
-def _retrieve_when_analysed(client, study: str) -> list[pydicom.Dataset]:
-    """dicomweb-client's retrieve_study once the study is analysed (the store response comes first)."""
-    from requests import HTTPError
-
-    def retrieved() -> list[pydicom.Dataset] | None:
-        try:
-            return client.retrieve_study(study)
-        except HTTPError as error:
-            assert error.response is not None and error.response.status_code == 404, error
-            return None
-
-    return wait_for(retrieved, timeout_s=90, what="the SR by WADO-RS")
 
 
 def _sr_in_orthanc(pacs: Pacs, study: str) -> pydicom.Dataset:

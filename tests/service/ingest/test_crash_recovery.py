@@ -22,9 +22,8 @@ import httpx
 import pydicom
 import pytest
 import yaml
-from dicom_helpers import NODE_AE, SENDER_AE, free_port, wait_for
+from dicom_helpers import NODE_AE, SENDER_AE, free_port, fresh_study, sr_evidence, wait_for
 from pacs_helpers import ORTHANC_AE, Orthanc, require_tools
-from pydicom.uid import generate_uid
 from service_helpers import API_KEY, AUTH
 
 pytestmark = pytest.mark.slow
@@ -105,26 +104,6 @@ def server(model_dir: Path, orthanc: Orthanc, tmp_path: Path) -> Iterator[Server
     process.stop()
 
 
-def _fresh_study(series_uploads) -> list[pydicom.Dataset]:
-    study, series = generate_uid(), generate_uid()
-    datasets = []
-    for _, data in series_uploads:
-        ds = pydicom.dcmread(io.BytesIO(data))
-        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
-        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-        datasets.append(ds)
-    return datasets
-
-
-def _evidence(sr: pydicom.Dataset) -> set[str]:
-    return {
-        item.ReferencedSOPInstanceUID
-        for entry in sr.CurrentRequestedProcedureEvidenceSequence
-        for series in entry.ReferencedSeriesSequence
-        for item in series.ReferencedSOPSequence
-    }
-
-
 def _killed_and_restarted_delivers(server: ServerProcess, orthanc: Orthanc, datasets: list[pydicom.Dataset]) -> None:
     study = str(datasets[0].StudyInstanceUID)
     spooled = list(server.intake.glob("*/*.dcm"))
@@ -136,7 +115,7 @@ def _killed_and_restarted_delivers(server: ServerProcess, orthanc: Orthanc, data
     assert server.metric(RESUMED) == 1
     (data,) = wait_for(lambda: orthanc.sr_instances(study), timeout_s=90, what=f"the SR in Orthanc\n{orthanc.log()}")
     sr = pydicom.dcmread(io.BytesIO(data))
-    assert sr.StudyInstanceUID == study and _evidence(sr) == {str(ds.SOPInstanceUID) for ds in datasets}
+    assert sr.StudyInstanceUID == study and sr_evidence(sr) == {str(ds.SOPInstanceUID) for ds in datasets}
     wait_for(lambda: not any(server.intake.iterdir()), timeout_s=30, what="the study's files deleted")
 
 
@@ -144,7 +123,7 @@ def test_a_study_acknowledged_by_stow_rs_survives_a_kill(server, orthanc, series
     from dicomweb_client.api import DICOMwebClient
 
     server.start()
-    datasets = _fresh_study(series_uploads)
+    datasets = fresh_study([data for _, data in series_uploads])
     answer = DICOMwebClient(url=f"{server.base}/v1", headers=AUTH).store_instances(datasets)
     assert len(answer.ReferencedSOPSequence) == len(datasets) and "FailedSOPSequence" not in answer
     _killed_and_restarted_delivers(server, orthanc, datasets)
@@ -152,7 +131,7 @@ def test_a_study_acknowledged_by_stow_rs_survives_a_kill(server, orthanc, series
 
 def test_a_study_acknowledged_by_c_store_survives_a_kill(server, orthanc, series_uploads, tmp_path):
     server.start()
-    datasets = _fresh_study(series_uploads)
+    datasets = fresh_study([data for _, data in series_uploads])
     folder = tmp_path / "study"
     folder.mkdir()
     for index, ds in enumerate(datasets):

@@ -10,6 +10,7 @@ import time
 import pydicom
 import pytest
 from dicom_helpers import datasets_of, echo, free_port, send_study, storage_scp, wait_for
+from dicom_helpers import sr_evidence as _evidence
 from service_helpers import AUTH, serving
 
 from service.common.dicom_status import OUT_OF_RESOURCES, OVER_LIMIT, SOP_CLASS_NOT_SUPPORTED
@@ -27,15 +28,6 @@ def _port(client) -> int:
 
 def _kept(client, study: str) -> list:
     return client.app.state.sr_store.find(study)
-
-
-def _evidence(sr) -> set[str]:
-    return {
-        item.ReferencedSOPInstanceUID
-        for entry in sr.CurrentRequestedProcedureEvidenceSequence
-        for series in entry.ReferencedSeriesSequence
-        for item in series.ReferencedSOPSequence
-    }
 
 
 def _metric(client, line_start: str) -> float:

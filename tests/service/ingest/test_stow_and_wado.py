@@ -14,6 +14,7 @@ import time
 import highdicom as hd
 import pydicom
 import pytest
+from dicom_helpers import sr_evidence as _evidence
 from pydicom import Dataset
 from service_helpers import AUTH, SlowModule, metric, serving, stow_request, wait_for_sr
 
@@ -241,15 +242,6 @@ def test_the_sr_store_counts_the_metadata_it_keeps_too(client, series_uploads):
     assert not store.keep(sr), "the document alone fits the bound, the document and its metadata do not"
     roomy = SRStore(max_bytes=10 * sr.size_bytes, keep_s=60)
     assert roomy.keep(sr) and roomy.size_bytes == sr.size_bytes and roomy.count == 1
-
-
-def _evidence(sr: Dataset) -> set[str]:
-    return {
-        item.ReferencedSOPInstanceUID
-        for entry in sr.CurrentRequestedProcedureEvidenceSequence
-        for ref_series in entry.ReferencedSeriesSequence
-        for item in ref_series.ReferencedSOPSequence
-    }
 
 
 def test_one_study_sent_over_several_requests_gets_one_sr(make_app, series_uploads):

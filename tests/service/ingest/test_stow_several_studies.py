@@ -6,12 +6,10 @@ held for another patient is refused (A900) and left out of that study's SR."""
 
 from __future__ import annotations
 
-import io
-
 import pydicom
 import pytest
-from dicom_helpers import wait_for
-from pydicom.uid import generate_uid
+from dicom_helpers import fresh_study, retrieve_when_analysed
+from dicom_helpers import sr_evidence as _evidence
 from service_helpers import AUTH, live_server
 
 pytestmark = pytest.mark.slow
@@ -19,38 +17,12 @@ PATIENTS = ("FSD-PATIENT-A", "FSD-PATIENT-B", "FSD-PATIENT-C")
 
 
 def _study_of(series_uploads, patient: str, study: str | None = None) -> list[pydicom.Dataset]:
-    """The test series as a new study of ``patient`` (new UIDs, this patient's identity)."""
-    study, series = study or generate_uid(), generate_uid()
-    datasets = []
-    for _, data in series_uploads[:3]:
-        ds = pydicom.dcmread(io.BytesIO(data))
-        ds.PatientID, ds.PatientName = patient, f"{patient}^Test"
-        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
-        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-        datasets.append(ds)
-    return datasets
-
-
-def _evidence(sr: pydicom.Dataset) -> set[str]:
-    return {
-        item.ReferencedSOPInstanceUID
-        for entry in sr.CurrentRequestedProcedureEvidenceSequence
-        for series in entry.ReferencedSeriesSequence
-        for item in series.ReferencedSOPSequence
-    }
+    """The first slices of the test series as a new study of ``patient``."""
+    return fresh_study([data for _, data in series_uploads[:3]], patient=patient, study=study)
 
 
 def _sr_when_analysed(client, study: str) -> pydicom.Dataset:
-    from requests import HTTPError
-
-    def retrieved() -> list[pydicom.Dataset] | None:
-        try:
-            return client.retrieve_study(study)
-        except HTTPError as error:
-            assert error.response is not None and error.response.status_code == 404, error
-            return None
-
-    (sr,) = wait_for(retrieved, timeout_s=90, what="the study's SR by WADO-RS")
+    (sr,) = retrieve_when_analysed(client, study)
     return sr
 
 
