@@ -28,12 +28,12 @@ from pydantic import (
 from fsd.constants import DEEPLESION_FP_RATES, num_classes
 from fsd.data.augment import AugmentConfig
 from fsd.errors import ConfigError, describe_validation_error
-from fsd.nn import check_norm_kind
+from fsd.nn import NORM_KINDS
 from fsd.nn.ops import DEFAULT_BACKBONE_OPS, DEFAULT_HEAD_OPS, check_op_names
 from fsd.preprocess import PreprocessConfig
 
-#: a normalization kind of :data:`fsd.nn.NORM_KINDS`
-NormKind = Annotated[str, AfterValidator(check_norm_kind)]
+#: a normalization kind: one of :data:`fsd.nn.NORM_KINDS`, the kinds ``make_norm`` builds
+NormKind = Literal[NORM_KINDS]  # type: ignore[valid-type]
 #: op names of the op table (:data:`fsd.nn.ops.OPS`)
 OpNames = Annotated[tuple[str, ...], AfterValidator(check_op_names)]
 Task = Literal["binary", "types"]

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import typer
+from fsd.openmp import prefer_passive_waiting
 
-from service.cli import serve_command
+prefer_passive_waiting()  # before anything below imports torch
+
+import typer  # noqa: E402
+
+from service.cli import serve_command  # noqa: E402
 
 
 def main() -> None:

@@ -1,9 +1,11 @@
 """In-process dynamic batching: slices from concurrent requests share model calls.
 
-One worker thread owns the model and is the only caller of ``infer``. Requests put their slices
-in a bounded queue and await a future; the worker takes the oldest slice and up to
-``max_batch_slices - 1`` more *of the same bucket*, waiting at most ``max_wait_s`` for the batch
-to fill. The bucket is the padded input size by default, so a slice is only ever batched with
+Worker threads (``workers``, one by default) are the only callers of ``infer``, each on its own
+batches. Requests put their slices in a bounded queue and await a future; a free worker takes
+the oldest slice and up to ``max_batch_slices - 1`` more *of the same bucket*, waiting at most
+``max_wait_s`` for the batch to fill. Several workers with one CPU thread each keep the cores
+busy without synchronising them at every operation, as one worker with several threads does
+(docs/benchmarks.md, "The server against the bare model"). The bucket is the padded input size by default, so a slice is only ever batched with
 slices the model pads to the same size, and its detections do not depend on which other
 requests happened to share its batch.
 
@@ -160,11 +162,12 @@ class DynamicBatcher:
         bucket_of: BucketFn | None = None,
         metrics: ServiceMetrics | None = None,
         worker_setup: Callable[[], None] | None = None,
+        workers: int = 1,
     ) -> None:
-        """``worker_setup`` runs first on the worker thread (thread-local settings such as the
+        """``worker_setup`` runs first on each worker thread (thread-local settings such as the
         model's CPU thread count, which OpenMP keeps per thread)."""
-        if max_batch_slices < 1 or max_queue_slices < 1 or max_wait_s < 0:
-            raise ValueError("max_batch_slices and max_queue_slices must be >= 1 and max_wait_s >= 0")
+        if max_batch_slices < 1 or max_queue_slices < 1 or max_wait_s < 0 or workers < 1:
+            raise ValueError("max_batch_slices, max_queue_slices and workers must be >= 1 and max_wait_s >= 0")
         self._infer = infer
         self._worker_setup = worker_setup
         self.max_batch_slices = max_batch_slices
@@ -175,12 +178,15 @@ class DynamicBatcher:
         self._pending: deque[_Item] = deque()
         self._condition = threading.Condition()
         self._closing = False
-        self._thread = threading.Thread(target=self._work, name="fsd-batcher", daemon=True)
+        self._threads = [
+            threading.Thread(target=self._work, name=f"fsd-batcher-{number}", daemon=True) for number in range(workers)
+        ]
 
     # ------------------------------------------------------------------ event-loop side
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     @property
     def queue_depth(self) -> int:
@@ -223,14 +229,15 @@ class DynamicBatcher:
             raise
 
     async def drain(self, timeout_s: float) -> bool:
-        """Refuse new work, finish what is queued, stop the worker; False if it did not stop in time."""
+        """Refuse new work, finish what is queued, stop the workers; False if they did not stop in time."""
         with self._condition:
             self._closing = True
             self._condition.notify_all()
-        if not self._thread.is_alive():
-            return True
-        await asyncio.to_thread(self._thread.join, timeout_s)
-        return not self._thread.is_alive()
+        deadline = time.monotonic() + timeout_s
+        for thread in self._threads:
+            if thread.is_alive():
+                await asyncio.to_thread(thread.join, max(deadline - time.monotonic(), 0.0))
+        return not any(thread.is_alive() for thread in self._threads)
 
     def _withdraw(self, job: _Job) -> None:
         with self._condition:

@@ -34,6 +34,7 @@ from fastapi.staticfiles import StaticFiles
 from fsd import __version__
 from fsd.artifacts import InferenceModel
 from fsd.constants import RESEARCH_USE_ONLY
+from fsd.cpu import cpu_description
 from service.analysis.batcher import DynamicBatcher
 from service.analysis.pool import DecodePool
 from service.analysis.received import ReceivedInstance
@@ -83,6 +84,7 @@ def create_app(settings: ServiceSettings | None = None, *, model: InferenceModel
 
     # analysis
     runtime = ModelRuntime(settings.model_dir, settings.device, model)
+    model_threads = cpu_threads(settings.torch_threads, runtime.device)
     batcher = DynamicBatcher(
         runtime.infer,
         max_batch_slices=settings.max_batch_slices,
@@ -90,7 +92,8 @@ def create_app(settings: ServiceSettings | None = None, *, model: InferenceModel
         max_queue_slices=settings.max_queue_slices,
         bucket_of=runtime.bucket,
         metrics=metrics_registry,
-        worker_setup=thread_setup(cpu_threads(settings.torch_threads, runtime.device)),
+        worker_setup=thread_setup(model_threads),
+        workers=settings.model_workers,
     )
     pool = DecodePool(settings.decode_workers)
     detector = SliceDetector(runtime, batcher, pool, max_pixel_bytes=settings.max_pixel_bytes_per_file)
@@ -147,6 +150,8 @@ def create_app(settings: ServiceSettings | None = None, *, model: InferenceModel
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.load()
+        if runtime.device.type == "cpu":
+            logger.info("%d model worker(s) on %s", settings.model_workers, cpu_description(model_threads))
         batcher.start()
         if queue is not None:
             queue.start()

@@ -92,6 +92,12 @@ class ServiceSettings(BaseSettings):
         description="Threads of the model's CPU operations; default on a CPU: one fewer than the cores "
         "(at least 1), so that decoding and HTTP keep a core (docs/benchmarks.md); on a GPU torch's own.",
     )
+    model_workers: int = Field(
+        1,
+        ge=1,
+        description="Threads running the model, each on its own batches; on a CPU, several workers of torch_threads 1 "
+        "use the cores without synchronising them at every operation (docs/benchmarks.md).",
+    )
     min_score: float = Field(0.05, ge=0, le=1, description="Default min_score of the detect routes.")
     warmup_runs: int = Field(2, ge=0, description="Inference calls made before /health/ready turns 200.")
     shutdown_timeout_s: float = Field(30.0, gt=0, description="Time allowed to finish queued work on shutdown.")

@@ -81,5 +81,5 @@ def test_op_and_norm_names_come_from_the_op_table_and_the_norm_factory():
     assert set(config.search.space.head_ops) <= set(OPS)
     for kind in NORM_KINDS:
         assert parse_config({"model": {"norm": kind}, "search": {"norm": kind}}, "x.yaml").model.norm == kind
-    with pytest.raises(ConfigError, match=r"search\.norm: unknown normalization kind 'groupnorm'; valid kinds: bn, gn"):
+    with pytest.raises(ConfigError, match=r"search\.norm: Input should be 'bn', 'gn', 'in', 'ln', 'bin', 'iln', 'sn', 'ssn', 'syncsn' or 'none'"):
         parse_config({"search": {"norm": "groupnorm"}}, "x.yaml")

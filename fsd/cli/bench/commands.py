@@ -77,10 +77,12 @@ def speed_command(
     baseline: Annotated[bool, typer.Option("--baseline/--no-baseline", help="Also time torchvision's R50-FPN.")] = True,
     profile: Annotated[bool, typer.Option("--profile/--no-profile", help="Also time FSD stage by stage (eager).")] = True,
     device: Annotated[str, typer.Option("--device")] = "auto",
+    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="torch CPU threads (default: torch's own).")] = None,
     out: Annotated[Path, typer.Option("--out", "-o")] = Path("runs/bench_speed"),
 ) -> None:
     """Latency/throughput of FSD and torchvision's Faster R-CNN R50-FPN in the same run, and
-    where FSD spends its time."""
+    where FSD spends its time; the table names the device (on a CPU: model, vector extensions,
+    cores, kernel dispatch and threads)."""
     import json
 
     import torch
@@ -94,11 +96,14 @@ def speed_command(
         rows_as_dicts,
         speed_markdown,
     )
+    from fsd.cpu import cpu_description
     from fsd.device import resolve_device
     from fsd.errors import FsdError
 
     target = resolve_device(device)
     gpu = target.type == "cuda"
+    if threads is not None:
+        torch.set_num_threads(threads)
     side = size or (512 if gpu else 256)
     batch_sizes = _ints(batches) if batches else ([1, 8, 16, 32, 64] if gpu else [1, 2])
     chosen_precisions = [p.strip() for p in (precisions or ("fp32,bf16" if gpu else "fp32")).split(",")]
@@ -113,7 +118,8 @@ def speed_command(
         torch.manual_seed(0)
         rows += benchmark_model("R50-FPN (torchvision)", TorchvisionBaseline(side), target, side, 3, batch_sizes, chosen_precisions, chosen_modes, warmup, repeats or (30 if gpu else 3))
     name = torch.cuda.get_device_name(target) if gpu else "CPU"
-    table = speed_markdown(rows, name, side)
+    cpu = None if gpu else cpu_description()
+    table = speed_markdown(rows, name if cpu is None else f"{name}: {cpu}", side)
     stages: dict[str, dict[str, float]] = {}
     if profile:
         profiled = sorted({batch_sizes[0], batch_sizes[-1]})
@@ -121,7 +127,7 @@ def speed_command(
         table += "\n\nFSD (eager) per stage, ms per image:\n\n" + profile_markdown(stages)
     out.mkdir(parents=True, exist_ok=True)
     (out / "speed.md").write_text(table + "\n")
-    (out / "speed.json").write_text(json.dumps({"device": name, "size": side, "rows": rows_as_dicts(rows), "profile": stages}, indent=2) + "\n")
+    (out / "speed.json").write_text(json.dumps({"device": name, "cpu": cpu, "size": side, "rows": rows_as_dicts(rows), "profile": stages}, indent=2) + "\n")
     typer.echo(table)
 
 

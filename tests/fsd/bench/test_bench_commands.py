@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from fsd.cli.bench.complexity import complexity_markdown, complexity_table, forward_flops
 from fsd.cli.bench.speed import TorchvisionBaseline, benchmark_model, load_fsd_module, speed_markdown
@@ -88,3 +89,21 @@ def test_speed_command_writes_table_and_json(tmp_path: Path):
     assert (tmp_path / "speed.md").read_text().startswith("Device: CPU")
     bad = subprocess.run([sys.executable, "-m", "fsd", "bench", "speed", "--batches", "0", "--device", "cpu"], capture_output=True, text=True)
     assert bad.returncode == 2 and "positive integers" in bad.stderr
+
+
+def test_the_speed_table_names_the_cpu_and_its_threads(tmp_path: Path):
+    from fsd.cpu import cpu_description, physical_cores, usable_cpus
+
+    result = subprocess.run(
+        [sys.executable, "-m", "fsd", "bench", "speed", "--size", "96", "--batches", "1", "--repeats", "1", "--warmup", "0",
+         "--modes", "eager", "--no-baseline", "--no-profile", "--device", "cpu", "--threads", "1", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    header = (tmp_path / "speed.md").read_text().splitlines()[0]
+    described = json.loads((tmp_path / "speed.json").read_text())["cpu"]
+    assert described in header and described.endswith("; 1 torch thread(s)")
+    assert f"{len(usable_cpus())} logical CPU(s) on {physical_cores()} core(s)" in described
+    assert torch.backends.cpu.get_cpu_capability() in described
+    assert 1 <= physical_cores() <= len(usable_cpus())
+    assert cpu_description(threads=3).endswith("; 3 torch thread(s)")

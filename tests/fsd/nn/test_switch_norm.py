@@ -259,3 +259,32 @@ def test_bad_inputs_and_arguments_raise_clear_errors():
         SwitchNorm2d(3, momentum=1.5)
     with pytest.raises(ValueError, match="num_features"):
         SwitchNorm2d(0)
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 5, 5), (4, 48, 32, 32), (400, 8, 7, 7), (2, 16, 1, 1)])
+@pytest.mark.parametrize("scripted", [False, True])
+def test_inference_uses_one_fused_pass_equal_to_the_reference(shape, scripted):
+    """Without gradients on a CPU the affine is the batch-norm kernel's fused pass: equal to the
+    defining formula (float64) and to the multiply-add of the gradient path (float32)."""
+    layer = SwitchNorm2d(shape[1])
+    randomize(layer, seed=3)
+    with torch.no_grad():
+        layer.running_mean.copy_(torch.randn(1, shape[1], 1))
+        layer.running_var.copy_(torch.rand(1, shape[1], 1) + 0.5)
+    layer.eval()
+    x = torch.randn(shape) * 3 + 1
+    runnable = torch.jit.script(layer) if scripted else layer
+    with torch.no_grad():
+        fused = runnable(x)
+        fused_channels_last = runnable(x.contiguous(memory_format=torch.channels_last))
+    multiply_add = runnable(x).detach()
+    torch.testing.assert_close(fused, multiply_add, rtol=2e-6, atol=2e-6)
+    torch.testing.assert_close(fused_channels_last, multiply_add, rtol=2e-6, atol=2e-6)
+    double = SwitchNorm2d(shape[1]).double().eval()
+    double.load_state_dict({key: value.double() for key, value in layer.state_dict().items()})
+    mean_logits, var_logits, weight, bias = numpy_params(double)
+    running = (double.running_mean.numpy().reshape(-1), double.running_var.numpy().reshape(-1))
+    with torch.no_grad():
+        out = double(x.double())
+    expected = sn_formula(x.double().numpy(), mean_logits, var_logits, weight, bias, 1e-5, running=running)
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-9, atol=1e-9)

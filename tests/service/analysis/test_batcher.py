@@ -223,3 +223,33 @@ def test_drain_finishes_queued_work_then_refuses_new_work(infer):
 )
 def test_out_of_memory_recognition(error, expected):
     assert is_out_of_memory(error) is expected
+
+
+def test_several_workers_run_batches_at_once_and_answer_like_one(infer):
+    """Two workers (one CPU thread each, as the server sets them up) run two batches at the same time
+    on the real model; every request gets exactly the detections a lone call gives."""
+    both_inside = threading.Event()
+    entered: list[str] = []
+
+    def concurrent(images):
+        entered.append(threading.current_thread().name)
+        if len(set(entered)) == 2:
+            both_inside.set()
+        both_inside.wait(timeout=30)
+        return infer(images)
+
+    batcher = DynamicBatcher(
+        concurrent, max_batch_slices=2, max_wait_s=0.0, workers=2, worker_setup=lambda: torch.set_num_threads(1)
+    )
+    requests = [_images(2, seed=seed) for seed in range(4)]
+
+    async def body(batcher):
+        return await asyncio.gather(*(batcher.submit(images) for images in requests))
+
+    results = asyncio.run(_with_batcher(batcher, body))
+    assert both_inside.is_set(), "two batches were in the model at the same time"
+    assert set(entered) == {"fsd-batcher-0", "fsd-batcher-1"}
+    for images, detections in zip(requests, results):
+        assert all(_same(detections[i], infer([images[i]])[0]) for i in range(2))
+    with pytest.raises(ValueError, match="workers"):
+        DynamicBatcher(infer, workers=0)
