@@ -150,7 +150,8 @@ class _Item:
 
 
 class DynamicBatcher:
-    """Merge slices of concurrent requests into model calls on one worker thread."""
+    """Merges slices of concurrent requests into model calls; owns the queue of waiting slices and
+    the worker threads that call the model (``workers``, one by default)."""
 
     def __init__(
         self,
