@@ -1,1 +1,1 @@
-"""One router per resource: detection, STOW-RS studies, model card, health, metrics, viewer."""
+"""One router per resource: detection, STOW-RS studies, WADO-RS, model card, health, metrics, viewer."""

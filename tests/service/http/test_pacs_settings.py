@@ -83,3 +83,14 @@ def test_the_delivery_authorization_is_never_echoed():
 )
 def test_secure_pacs_settings_and_explicit_insecure_ones_load(values):
     assert load_settings(**values).allow_insecure == values.get("allow_insecure", False)
+
+
+def test_the_intake_spool_needs_the_sr_spool_with_a_destination(tmp_path):
+    pacs = {"sr_destination_ae_title": "PACS", "sr_destination_host": "127.0.0.1", "sr_destination_port": 104}
+    assert load_settings(intake_spool_dir=tmp_path / "intake").intake_spool_dir == tmp_path / "intake"
+    with pytest.raises(ConfigError, match="intake_spool_dir needs sr_spool_dir"):
+        load_settings(intake_spool_dir=tmp_path / "intake", **pacs)
+    both = load_settings(intake_spool_dir=tmp_path / "intake", sr_spool_dir=tmp_path / "sr", **pacs)
+    assert both.intake_spool_dir != both.sr_spool_dir
+    with pytest.raises(ConfigError, match="must be different directories"):
+        load_settings(intake_spool_dir=tmp_path / "spool", sr_spool_dir=tmp_path / "spool", **pacs)
