@@ -47,8 +47,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     FSD_MODEL_DIR=/models/fsd \
     FSD_HOST=0.0.0.0 \
-    FSD_PORT=8000 \
-    OMP_WAIT_POLICY=PASSIVE
+    FSD_PORT=8000
 RUN groupadd --system fsd && useradd --system --gid fsd --create-home --home-dir /home/fsd fsd \
     && install -d -o fsd -g fsd -m 0700 /var/lib/fsd
 COPY --from=builder /opt/venv /opt/venv

@@ -35,12 +35,7 @@ import time
 from pathlib import Path
 
 import httpx
-
-from fsd.openmp import prefer_passive_waiting
-
-prefer_passive_waiting()  # the bare model waits as the server does (before torch loads)
-
-import torch  # noqa: E402
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from fsd.openmp import prefer_passive_waiting
+import typer
 
-prefer_passive_waiting()  # before anything below imports torch
-
-import typer  # noqa: E402
-
-from service.cli import serve_command  # noqa: E402
+from service.cli import serve_command
 
 
 def main() -> None:

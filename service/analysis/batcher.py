@@ -5,9 +5,9 @@ batches. Requests put their slices in a bounded queue and await a future; a free
 the oldest slice and up to ``max_batch_slices - 1`` more *of the same bucket*, waiting at most
 ``max_wait_s`` for the batch to fill. Several workers with one CPU thread each keep the cores
 busy without synchronising them at every operation, as one worker with several threads does
-(docs/benchmarks.md, "The server against the bare model"). The bucket is the padded input size by default, so a slice is only ever batched with
-slices the model pads to the same size, and its detections do not depend on which other
-requests happened to share its batch.
+(docs/benchmarks.md, "Speed on another machine"). The bucket is the padded input size by
+default, so a slice is only ever batched with slices the model pads to the same size, and its
+detections do not depend on which other requests happened to share its batch.
 
 Failure handling is the batcher's own:
 
@@ -188,6 +188,11 @@ class DynamicBatcher:
     def start(self) -> None:
         for thread in self._threads:
             thread.start()
+
+    @property
+    def workers(self) -> int:
+        """Threads running the model."""
+        return len(self._threads)
 
     @property
     def queue_depth(self) -> int:

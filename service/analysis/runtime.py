@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from fsd.artifacts import InferenceModel, load_exported
+from fsd.cpu import physical_cores
 from fsd.device import resolve_device
 from fsd.inference import run_detector
 from fsd.preprocess import PreprocessConfig
@@ -31,6 +32,21 @@ def cpu_threads(settings_threads: int | None, device: torch.device, cores: int |
     if device.type != "cpu":
         return None
     return max((cores or os.cpu_count() or 1) - 1, 1)
+
+
+def model_workers(settings_workers: int | None, device: torch.device, cores: int | None = None) -> int:
+    """How many threads run the model: the setting, or on a CPU one per physical core, on a GPU one."""
+    if settings_workers is not None:
+        return settings_workers
+    return max(cores or physical_cores(), 1) if device.type == "cpu" else 1
+
+
+def worker_threads(settings_threads: int | None, device: torch.device, workers: int, cores: int | None = None) -> int | None:
+    """The CPU threads of each model worker: the setting, 1 when several workers share the CPU
+    (they run side by side instead of synchronising at every operation), else :func:`cpu_threads`."""
+    if settings_threads is None and device.type == "cpu" and workers > 1:
+        return 1
+    return cpu_threads(settings_threads, device, cores)
 
 
 def thread_setup(threads: int | None) -> Callable[[], None] | None:

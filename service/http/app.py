@@ -38,7 +38,7 @@ from fsd.cpu import cpu_description
 from service.analysis.batcher import DynamicBatcher
 from service.analysis.pool import DecodePool
 from service.analysis.received import ReceivedInstance
-from service.analysis.runtime import ModelRuntime, cpu_threads, thread_setup
+from service.analysis.runtime import ModelRuntime, model_workers, thread_setup, worker_threads
 from service.analysis.slices import SliceDetector
 from service.analysis.study import StudyAnalyser
 from service.common.metrics import ServiceMetrics
@@ -84,7 +84,8 @@ def create_app(settings: ServiceSettings | None = None, *, model: InferenceModel
 
     # analysis
     runtime = ModelRuntime(settings.model_dir, settings.device, model)
-    model_threads = cpu_threads(settings.torch_threads, runtime.device)
+    workers = model_workers(settings.model_workers, runtime.device)
+    model_threads = worker_threads(settings.torch_threads, runtime.device, workers)
     batcher = DynamicBatcher(
         runtime.infer,
         max_batch_slices=settings.max_batch_slices,
@@ -93,7 +94,7 @@ def create_app(settings: ServiceSettings | None = None, *, model: InferenceModel
         bucket_of=runtime.bucket,
         metrics=metrics_registry,
         worker_setup=thread_setup(model_threads),
-        workers=settings.model_workers,
+        workers=workers,
     )
     pool = DecodePool(settings.decode_workers)
     detector = SliceDetector(runtime, batcher, pool, max_pixel_bytes=settings.max_pixel_bytes_per_file)
@@ -151,7 +152,7 @@ def create_app(settings: ServiceSettings | None = None, *, model: InferenceModel
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.load()
         if runtime.device.type == "cpu":
-            logger.info("%d model worker(s) on %s", settings.model_workers, cpu_description(model_threads))
+            logger.info("%d model worker(s) on %s", workers, cpu_description(model_threads))
         batcher.start()
         if queue is not None:
             queue.start()

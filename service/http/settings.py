@@ -89,14 +89,15 @@ class ServiceSettings(BaseSettings):
     torch_threads: int | None = Field(
         None,
         ge=1,
-        description="Threads of the model's CPU operations; default on a CPU: one fewer than the cores "
-        "(at least 1), so that decoding and HTTP keep a core (docs/benchmarks.md); on a GPU torch's own.",
+        description="Threads of each model worker's CPU operations; default on a CPU: 1 with several model workers, "
+        "else one fewer than the cores (at least 1), so that decoding and HTTP keep a core (docs/benchmarks.md); on a "
+        "GPU torch's own.",
     )
-    model_workers: int = Field(
-        1,
+    model_workers: int | None = Field(
+        None,
         ge=1,
-        description="Threads running the model, each on its own batches; on a CPU, several workers of torch_threads 1 "
-        "use the cores without synchronising them at every operation (docs/benchmarks.md).",
+        description="Threads running the model, each on its own batches; default on a CPU: one per physical core, each "
+        "with one torch thread (no synchronisation between cores at every operation; docs/benchmarks.md); on a GPU: 1.",
     )
     min_score: float = Field(0.05, ge=0, le=1, description="Default min_score of the detect routes.")
     warmup_runs: int = Field(2, ge=0, description="Inference calls made before /health/ready turns 200.")

@@ -70,11 +70,13 @@ def ct_small_bytes() -> bytes:
 @pytest.fixture
 def make_app(model_dir: Path, inference_model: InferenceModel) -> Callable[..., FastAPI]:
     """``make_app(model=..., **settings)``: an app around the test model (auth on by default; a
-    study received by STOW-RS is analysed 0.2 s after its last instance)."""
+    study received by STOW-RS is analysed 0.2 s after its last instance; one model worker, so a
+    test that holds the model holds every batch)."""
 
     def build(model: InferenceModel | None = None, **overrides: Any) -> FastAPI:
         values: dict[str, Any] = {
             "model_dir": model_dir, "api_key": API_KEY, "warmup_runs": 1, "max_wait_ms": 5.0, "stow_study_quiet_s": 0.2,
+            "model_workers": 1,
         }
         values.update(overrides)
         return create_app(load_settings(**values), model=model or inference_model)

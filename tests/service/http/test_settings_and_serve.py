@@ -155,3 +155,31 @@ def test_the_model_thread_runs_with_the_configured_cpu_threads():
 
     asyncio.run(run())
     assert seen == [1]
+
+
+def test_on_a_cpu_one_single_threaded_model_worker_per_core_by_default():
+    import torch
+
+    from fsd.cpu import physical_cores
+    from service.analysis.runtime import model_workers, worker_threads
+
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert model_workers(None, cpu) == physical_cores() and model_workers(None, cpu, cores=8) == 8
+    assert model_workers(None, gpu) == 1 and model_workers(3, cpu) == 3
+    assert worker_threads(None, cpu, workers=2, cores=2) == 1, "several workers run side by side, one thread each"
+    assert worker_threads(None, cpu, workers=1, cores=16) == 15, "a lone worker leaves a core to decoding and HTTP"
+    assert worker_threads(4, cpu, workers=2) == 4 and worker_threads(None, gpu, workers=1) is None
+
+
+def test_two_model_workers_answer_exactly_like_one(make_app, series_uploads):
+    from service_helpers import AUTH, form_files, serving
+
+    answers = []
+    for workers in (1, 2):
+        app = make_app(model_workers=workers, max_batch_slices=1)
+        with serving(app) as client:
+            response = client.post("/v1/detect", files=form_files(series_uploads), headers=AUTH)
+            assert response.status_code == 200
+            answers.append([result["detections"] for result in response.json()["results"]])
+        assert app.state.batcher.workers == workers
+    assert answers[0] == answers[1]
