@@ -4,8 +4,13 @@ One planar ROI group (TID 1410) per detection: the box as a closed 5-point SCOOR
 the source image's pixel grid (DICOM's image coordinates put the top-left corner of the first
 pixel at 0,0, exactly like ``box_px``), finding type "Lesion", the DeepLesion type as the
 finding site, the long-axis estimate (mm) and the lesion probability as measurements, and the
-algorithm's name and version. With no detection the report holds one group saying "Lesion:
-Absent" over the source images. Content Qualification is RESEARCH, and the series description
+algorithm's name and version. A typed model's finding also says which lesion type it is, with
+how likely: a qualitative evaluation "Lesion type" whose value is the type, and a measurement
+"Lesion type probability", P(type | lesion) (UCUM "1"). No standard code names DeepLesion's
+coarse lesion types, so both concepts and the eight types are coded in the private scheme
+``99FSD``, which the SR identifies in its Coding Scheme Identification Sequence; the SNOMED
+finding site stays beside them for readers that know only standard codes. With no detection the
+report holds one group saying "Lesion: Absent" over the source images. Content Qualification is RESEARCH, and the series description
 and the algorithm parameters carry the research-use notice.
 
 Patient and study attributes and the evidence references come from the headers of the files
@@ -23,6 +28,7 @@ from typing import Any
 
 import highdicom as hd
 import numpy as np
+from highdicom.coding_schemes import CodingSchemeIdentificationItem
 from pydicom import dcmwrite
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
@@ -48,6 +54,25 @@ FINDING_SITES: dict[str, str] = {
     "soft_tissue": "SoftTissue",
     "pelvis": "Pelvis",
 }
+#: the private coding scheme of the lesion types (PS3.3 8.2: private designators begin with "99")
+FSD_SCHEME = "99FSD"
+CODING_SCHEME = CodingSchemeIdentificationItem(
+    designator=FSD_SCHEME,
+    name="FSD lesion types (DeepLesion coarse lesion types)",
+    responsible_organization="FSD lesion detection (research software)",
+)
+#: concept name of the qualitative evaluation whose value is the finding's lesion type
+LESION_TYPE = hd.sr.CodedConcept("LESION-TYPE", FSD_SCHEME, "Lesion type")
+#: concept name of the measurement P(type | lesion) of that type
+LESION_TYPE_PROBABILITY = hd.sr.CodedConcept("TYPE-PROBABILITY", FSD_SCHEME, "Lesion type probability")
+
+
+def lesion_type_code(name: str) -> hd.sr.CodedConcept:
+    """The coded value of lesion type ``name`` (a class name of the model card, e.g. "soft_tissue")."""
+    value = "DL-" + name.upper().replace("_", "-")
+    return hd.sr.CodedConcept(value[:16], FSD_SCHEME, f"{name.replace('_', ' ')} lesion")
+
+
 #: Type 2 patient/study attributes highdicom copies from the first evidence instance
 _TYPE2_ATTRIBUTES = (
     "PatientID",
@@ -124,6 +149,16 @@ def _detection_group(
 ) -> hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations:
     site = FINDING_SITES.get(str(detection["type"]))
     label = f"lesion {number}: {detection['type']} (score {detection['score']:.3f})"
+    measurements = [
+        hd.sr.Measurement(name=codes.SCT.LongAxis, value=float(detection["long_diameter_mm"]), unit=codes.UCUM.Millimeter),
+        hd.sr.Measurement(name=codes.DCM.Probability, value=float(detection["score"]), unit=codes.UCUM.NoUnits),
+    ]
+    evaluations = None
+    if detection.get("type_id") is not None:  # a typed model (a binary one says only "lesion")
+        lesion_type = str(detection["type"])
+        evaluations = [hd.sr.QualitativeEvaluation(LESION_TYPE, lesion_type_code(lesion_type))]
+        probability = float(detection["type_scores"][lesion_type])
+        measurements.append(hd.sr.Measurement(name=LESION_TYPE_PROBABILITY, value=probability, unit=codes.UCUM.NoUnits))
     return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier=label),
         referenced_region=hd.sr.ImageRegion(
@@ -135,12 +170,8 @@ def _detection_group(
         finding_category=codes.SCT.MorphologicallyAbnormalStructure,
         algorithm_id=algorithm,
         finding_sites=[hd.sr.FindingSite(getattr(codes.SCT, site))] if site else None,
-        measurements=[
-            hd.sr.Measurement(
-                name=codes.SCT.LongAxis, value=float(detection["long_diameter_mm"]), unit=codes.UCUM.Millimeter
-            ),
-            hd.sr.Measurement(name=codes.DCM.Probability, value=float(detection["score"]), unit=codes.UCUM.NoUnits),
-        ],
+        measurements=measurements,
+        qualitative_evaluations=evaluations,
     )
 
 
@@ -227,6 +258,7 @@ def _build(
         is_complete=True,
         series_description=SERIES_DESCRIPTION,
         content_qualification=hd.ContentQualificationValues.RESEARCH,
+        coding_schemes=[CODING_SCHEME],
     )
     buffer = io.BytesIO()
     dcmwrite(buffer, document, enforce_file_format=True)

@@ -95,7 +95,7 @@ def serving(app: FastAPI, ready: bool = True) -> Iterator[TestClient]:
 @contextmanager
 def live_server(app: FastAPI, ready_timeout_s: float = 60.0, *, tls: tuple[Path, Path] | None = None) -> Iterator[str]:
     """Serve ``app`` with a real uvicorn server on a free loopback port, configured as ``fsd serve``
-    configures it (:func:`service.server.uvicorn_config`); yields its base URL.
+    configures it (:func:`service.http.server.uvicorn_config`); yields its base URL.
 
     ``tls``: (certificate, key) files to serve HTTPS with; the readiness poll trusts the certificate.
     """

@@ -13,6 +13,7 @@ from PIL import Image
 from service_helpers import AUTH, form_files, stow_request
 
 from fsd.cli.predict import predict_files
+from service.delivery.sr import LESION_TYPE, LESION_TYPE_PROBABILITY, lesion_type_code
 from service.http.schemas import DetectResponse
 
 
@@ -151,6 +152,18 @@ def test_accept_dicom_returns_a_tid1500_sr_referencing_the_sources(client, serie
         names = {m.name.meaning: m.value for m in group.get_measurements()}
         assert names["Long axis"] == pytest.approx(detection["long_diameter_mm"])
         assert names["Probability"] == pytest.approx(detection["score"])
+        # the lesion type, coded, and P(type | lesion) of that type, as the JSON answer gives them
+        (lesion_type,) = group.get_qualitative_evaluations(name=LESION_TYPE)
+        assert lesion_type.value.scheme_designator == "99FSD"
+        assert lesion_type.value.meaning == detection["type"].replace("_", " ") + " lesion"
+        assert lesion_type.value == lesion_type_code(detection["type"])
+        (probability,) = group.get_measurements(name=LESION_TYPE_PROBABILITY)
+        assert probability.value == pytest.approx(detection["type_scores"][detection["type"]])
+        assert probability.unit.value == "1" and probability.unit.scheme_designator == "UCUM"
+        assert probability.value == max(detection["type_scores"].values()), "the type is the most likely one"
+        (site,) = group.finding_sites
+        assert site.value.scheme_designator == "SCT", "the SNOMED finding site stays beside the private type code"
+    assert [item.CodingSchemeDesignator for item in sr.CodingSchemeIdentificationSequence] == ["99FSD"]
     texts = _text_items(sr)
     assert ("Algorithm Name", "test") in texts and ("Algorithm Version", "0") in texts
 
