@@ -1,5 +1,7 @@
 // FSD web viewer: POST the chosen DICOM files to /v1/detect?preview=true and draw each slice
-// with its boxes and labels on a canvas. Server text is only ever set with textContent.
+// with its boxes and labels on a canvas; below it, each detection with its three most likely
+// lesion types and their probabilities given a lesion. Server text is only ever set with
+// textContent.
 "use strict";
 
 // colour per lesion type id 1..8 (same palette as fsd.inference.overlay)
@@ -17,6 +19,31 @@ function setStatus(text, isError) {
 function colourOf(detection) {
   const id = detection.type_id || 1;
   return TYPE_COLOURS[(id - 1) % TYPE_COLOURS.length];
+}
+
+// the `count` most likely types of a detection as [name, P(type | lesion)], most likely first
+function topTypes(detection, count) {
+  return Object.entries(detection.type_scores || {}).sort((a, b) => b[1] - a[1]).slice(0, count);
+}
+
+function typeName(name) {
+  return name.replaceAll("_", " ");
+}
+
+function detectionItem(detection) {
+  const item = document.createElement("li");
+  const summary = document.createElement("span");
+  summary.className = "summary";
+  summary.textContent = `${typeName(detection.type)} ${detection.score.toFixed(2)}, ${detection.long_diameter_mm.toFixed(1)} mm`;
+  item.appendChild(summary);
+  if (detection.type_id) {  // a typed model (a binary one has a single "lesion" type)
+    const types = document.createElement("span");
+    types.className = "types";
+    const shown = topTypes(detection, 3).map(([name, probability]) => `${typeName(name)} ${probability.toFixed(2)}`);
+    types.textContent = `type given a lesion: ${shown.join(", ")}`;
+    item.append(document.createElement("br"), types);
+  }
+  return item;
 }
 
 function loadImage(url) {
@@ -48,7 +75,7 @@ async function drawResult(result) {
     context.strokeStyle = colourOf(detection);
     context.fillStyle = colourOf(detection);
     context.strokeRect(x1, y1, x2 - x1, y2 - y1);
-    context.fillText(`${detection.type} ${detection.score.toFixed(2)}`, x1, Math.max(y1 - 3, 10));
+    context.fillText(`${typeName(detection.type)} ${detection.score.toFixed(2)}`, x1, Math.max(y1 - 3, 10));
   }
   canvas.dataset.boxes = String(result.detections.length);
 
@@ -57,11 +84,7 @@ async function drawResult(result) {
   const caption = document.createElement("figcaption");
   caption.textContent = `${result.source}, frame ${result.frame}: ${result.detections.length} detection(s)`;
   const list = document.createElement("ul");
-  for (const detection of result.detections) {
-    const item = document.createElement("li");
-    item.textContent = `${detection.type} ${detection.score.toFixed(2)}, ${detection.long_diameter_mm.toFixed(1)} mm`;
-    list.appendChild(item);
-  }
+  for (const detection of result.detections) list.appendChild(detectionItem(detection));
   figure.append(canvas, caption, list);
   resultsBox.appendChild(figure);
 }

@@ -1,4 +1,5 @@
-"""The web viewer in headless Chromium: upload a DICOM, see the slice with boxes and labels drawn."""
+"""The web viewer in headless Chromium: upload a DICOM, see the slice with boxes and labels drawn,
+and each detection's three most likely lesion types with their probabilities."""
 
 from __future__ import annotations
 
@@ -44,7 +45,9 @@ def test_upload_shows_slices_with_boxes_and_labels(make_app, synth_series, tmp_p
 
             page.fill("#api-key", API_KEY)
             page.fill("#min-score", "0.5")
-            page.click("#detect")
+            with page.expect_response(lambda response: "/v1/detect" in response.url) as answered:
+                page.click("#detect")
+            answer = answered.value.json()
             page.wait_for_selector("body[data-state=done]", timeout=60_000)
             canvases = page.query_selector_all("canvas.slice-canvas")
             assert len(canvases) == 2
@@ -60,6 +63,7 @@ def test_upload_shows_slices_with_boxes_and_labels(make_app, synth_series, tmp_p
                 })"""
             )
             labels = [item.text_content() or "" for item in page.query_selector_all(".slice li")]
+            types_shown = [item.text_content() or "" for item in page.query_selector_all(".slice li .types")]
             page.screenshot(path=str(tmp_path / "viewer.png"))
         finally:
             browser.close()
@@ -70,3 +74,12 @@ def test_upload_shows_slices_with_boxes_and_labels(make_app, synth_series, tmp_p
         assert (item["coloured"] > 0) == (item["boxes"] > 0)
     scores = [float(label.split(",")[0].split()[-1]) for label in labels]
     assert all(score >= 0.5 for score in scores), "the page passed min_score to the server"
+    # each detection shows its three most likely types with P(type | lesion), as the server answered
+    detections = [detection for result in answer["results"] for detection in result["detections"]]
+    expected = []
+    for detection in detections:
+        top = sorted(detection["type_scores"].items(), key=lambda item: -item[1])[:3]
+        expected.append("type given a lesion: " + ", ".join(f"{name.replace('_', ' ')} {p:.2f}" for name, p in top))
+    assert len(detections) == len(labels) and all(len(detection["type_scores"]) == 8 for detection in detections)
+    assert types_shown == expected
+    assert all(shown.count(",") == 2 for shown in types_shown), "three types each"
