@@ -8,7 +8,7 @@ Leaves: per-slice detections (boxes in the original pixel grid, mm and patient c
 types), and for a study its SR, handed to delivery (:class:`service.delivery.outbox.SROutbox`).
 
 Inside: the exported model on its device (:mod:`.runtime`), the dynamic batcher that merges
-slices of concurrent requests into model calls on one thread (:mod:`.batcher`), and the decode
-pool where decoding, input preparation and SR building run (:mod:`.pool`). Imports delivery,
-never ingest or the HTTP layer.
+slices of concurrent requests into model calls on its model workers (:mod:`.batcher`), and the
+decode pool where decoding, input preparation and SR building run (:mod:`.pool`). Imports
+delivery, never ingest or the HTTP layer.
 """

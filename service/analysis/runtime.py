@@ -96,7 +96,7 @@ class ModelRuntime:
 
     Owns the :class:`~fsd.artifacts.InferenceModel` (loaded once, by :meth:`load` at start-up, or
     given already loaded) and its device. :meth:`infer` and :meth:`bucket` are what the batcher
-    calls on its model thread.
+    calls on its model workers (threads; TorchScript inference runs in several at once).
     """
 
     def __init__(self, model_dir: Path, device: str, model: InferenceModel | None = None) -> None:
@@ -130,7 +130,7 @@ class ModelRuntime:
         return self._model
 
     def infer(self, images: list[torch.Tensor]) -> list[Detection]:
-        """Detections of ``images`` in one model call (the batcher's model thread only)."""
+        """Detections of ``images`` in one model call (the batcher's model workers only)."""
         if self._infer is None:
             raise ModelNotLoadedError("the model is not loaded yet")
         return self._infer(images)

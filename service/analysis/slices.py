@@ -1,7 +1,7 @@
 """Per-slice detection of the files one request sent: ``/v1/detect``, and STOW-RS when the
 client asks for the detection JSON or the SR instead of the store response.
 
-files -> parsed and decoded once (decode pool) -> model inputs -> dynamic batcher (model thread)
+files -> parsed and decoded once (decode pool) -> model inputs -> dynamic batcher (model workers)
 -> per-slice results via :func:`fsd.inference.detections_to_result`, and on request their SR,
 built once by delivery (:func:`service.delivery.sr.build_sr`) from the same parsed headers. The
 inputs come from :func:`fsd.inference.slice_inputs_from_ct`, the preprocessing ``fsd predict``

@@ -11,7 +11,7 @@ builder and the two request answerers (HTTP). Routes receive them as FastAPI dep
 (:mod:`.dependencies`); everything else receives what it needs as constructor arguments.
 
 Start-up loads the exported model (TorchScript + model card) on the configured device (CUDA when
-available with "auto"), starts the batcher's model thread and the SR delivery queue (which
+available with "auto"), starts the batcher's model workers and the SR delivery queue (which
 reloads the SR spool), holds again every study the intake spool kept, starts the scheduler and
 the DICOM node, then warms the model up in the background: ``/health/live`` answers at once,
 ``/health/ready`` only after the warm-up inference. Shutdown (uvicorn has stopped accepting
