@@ -7,8 +7,8 @@ exported model called directly, then of the server under the load test, and thei
 
 1. The bare model: the TorchScript export called in this process on the very model inputs the
    server makes of ``--files`` (read and preprocessed as the server does), at each of
-   ``--batches``, with torch's own thread count (as ``fsd bench speed`` runs it); its best
-   images/s is the reference. It is measured again after the server
+   ``--batches``, with torch's own thread count (as ``fsd bench speed`` runs it) or
+   ``--bare-threads``; its best images/s is the reference. It is measured again after the server
    has stopped, and the mean of both is used, so a drift of the machine shows.
 2. The server: ``python -m service`` on a free loopback port with the given environment
    (``--server-env NAME=VALUE``, repeatable), driven by ``scripts/loadtest.py`` with
@@ -140,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", nargs="+", required=True, help="DICOM files or folders for the load test.")
     parser.add_argument("--batches", default="1,2,4,8", help="Batch sizes of the bare model.")
     parser.add_argument("--bare-seconds", type=float, default=8.0, help="Seconds per bare batch size.")
+    parser.add_argument("--bare-threads", type=int, help="torch threads of the bare model (default: torch's own).")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--slices-per-request", type=int, default=1)
@@ -147,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="Also write the report here.")
     args = parser.parse_args(argv)
     batches = [int(value) for value in args.batches.split(",")]
+    if args.bare_threads is not None:
+        torch.set_num_threads(args.bare_threads)
     inputs = model_inputs(args.model, args.files)
     before = bare_images_per_s(args.model, inputs, batches, args.bare_seconds)
     server = run_server_load(args, secrets.token_hex(16))

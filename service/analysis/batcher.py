@@ -1,13 +1,14 @@
 """In-process dynamic batching: slices from concurrent requests share model calls.
 
-Worker threads (``workers``, one by default) are the only callers of ``infer``, each on its own
-batches. Requests put their slices in a bounded queue and await a future; a free worker takes
-the oldest slice and up to ``max_batch_slices - 1`` more *of the same bucket*, waiting at most
-``max_wait_s`` for the batch to fill. Several workers with one CPU thread each keep the cores
-busy without synchronising them at every operation, as one worker with several threads does
-(docs/benchmarks.md, "Speed on another machine"). The bucket is the padded input size by
-default, so a slice is only ever batched with slices the model pads to the same size, and its
-detections do not depend on which other requests happened to share its batch.
+Worker threads (``workers``; the app gives one per physical core on a CPU) are the only callers
+of ``infer``, each on its own batches. Requests put their slices in a bounded queue and await a
+future; a free worker takes the oldest slice and up to ``max_batch_slices - 1`` more *of the
+same bucket*, waiting at most ``max_wait_s`` for the batch to fill. Several workers with one CPU
+thread each keep the cores busy without synchronising them at every operation, as one worker
+with several threads does (docs/benchmarks.md, "The server against the bare model, and speed on
+another machine"). The bucket is the padded input size by default, so a slice is only ever
+batched with slices the model pads to the same size, and its detections do not depend on which
+other requests happened to share its batch.
 
 Failure handling is the batcher's own:
 
