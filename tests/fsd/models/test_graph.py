@@ -57,7 +57,7 @@ def test_an_untrained_graph_passes_features_through_and_boxes_come_from_pre_grap
     graph = RegionAwareGraph(dim=16, hidden=8)
     features = torch.randn(6, 16)
     proposals = [_proposals(3, 1), _proposals(3, 2)]
-    enhanced, _ = graph(features, proposals, features, proposals, BODIES, SLICE_Z)
+    enhanced, _, _ = graph(features, proposals, features, proposals, BODIES, SLICE_Z)
     assert torch.equal(enhanced, features), "every residual branch starts at zero"
     predictor = GraphBoxPredictor(in_features=16, num_classes=8, hidden=8)
     _, deltas, _ = _predict(_trained(predictor), features, proposals)
@@ -69,10 +69,10 @@ def test_proposals_of_one_image_do_not_affect_another():
     graph = _trained(RegionAwareGraph(dim=16, hidden=8))
     features = torch.randn(6, 16)
     proposals = [_proposals(3, 1), _proposals(3, 2)]
-    first, _ = graph(features, proposals, features, proposals, BODIES, SLICE_Z)
+    first, _, _ = graph(features, proposals, features, proposals, BODIES, SLICE_Z)
     changed = features.clone()
     changed[3:] = torch.randn(3, 16)
-    second, _ = graph(changed, proposals, changed, proposals, BODIES, SLICE_Z)
+    second, _, _ = graph(changed, proposals, changed, proposals, BODIES, SLICE_Z)
     assert torch.allclose(first[:3], second[:3])
     assert not torch.allclose(first[3:], second[3:])
 
@@ -85,12 +85,12 @@ def test_messages_come_from_the_context_set():
     query_box = [_proposals(1, 4)]
     context = torch.randn(4, 16)
     boxes = [_proposals(4, 3)]
-    with_context, _ = graph(query, query_box, context, boxes, body, z)
-    other_context, _ = graph(query, query_box, torch.randn(4, 16), boxes, body, z)
+    with_context, _, _ = graph(query, query_box, context, boxes, body, z)
+    other_context, _, _ = graph(query, query_box, torch.randn(4, 16), boxes, body, z)
     assert not torch.allclose(with_context, other_context)
     # the same RoI among a test-time proposal set gets what it gets when training attends to that set
-    together, _ = graph(context, boxes, context, boxes, body, z)
-    alone, _ = graph(context[:1], [boxes[0][:1]], context, boxes, body, z)
+    together, _, _ = graph(context, boxes, context, boxes, body, z)
+    alone, _, _ = graph(context[:1], [boxes[0][:1]], context, boxes, body, z)
     assert torch.allclose(together[:1], alone, atol=1e-6)
 
 
