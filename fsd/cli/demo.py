@@ -141,16 +141,20 @@ def query_server(config: FsdConfig, model_dir: Path) -> dict[str, Any]:
     key_name = f"{record.key_slice:03d}.dcm"
     key_result = next(r for r in answer["results"] if Path(str(r.get("source", ""))).name == key_name)
     table = Table(title=f"{record.folder} slice {record.key_slice}: POSTed {len(files)} DICOM slices, {len(answer['results'])} results")
-    for column in ("", "type", "box (px)", "score", "IoU with truth"):
+    for column in ("", "type (P given a lesion)", "box (px)", "score", "IoU with truth", "true type"):
         table.add_column(column)
     for lesion in record.lesions:
-        table.add_row("truth", _type_name(lesion.lesion_type), _box(lesion.box), "", "")
+        table.add_row("truth", _type_name(lesion.lesion_type), _box(lesion.box), "", "", "")
     shown = [d for d in key_result["detections"] if d["score"] >= 0.3][:8]
     truth = np.array([les.box for les in record.lesions], dtype=np.float64).reshape(-1, 4)
     for detection in shown:
         overlaps = iou_matrix(np.array([detection["box_px"]], dtype=np.float64), truth)
         best = float(overlaps.max()) if overlaps.size else 0.0
-        table.add_row("detected", detection["type"], _box(detection["box_px"]), f"{detection['score']:.2f}", f"{best:.2f}")
+        matched = record.lesions[int(overlaps.argmax())] if overlaps.size and best >= 0.5 else None
+        probability = detection.get("type_scores", {}).get(detection["type"])
+        typed = detection["type"] + (f" ({probability:.2f})" if probability is not None else "")
+        true_type = "-" if matched is None else _type_name(matched.lesion_type) + (" ✓" if _type_name(matched.lesion_type) == detection["type"] else " ✗")
+        table.add_row("detected", typed, _box(detection["box_px"]), f"{detection['score']:.2f}", f"{best:.2f}", true_type)
     console.print(table)
     console.print(f"timing (ms): {json.dumps(answer.get('timing_ms', {}))}")
     return answer
@@ -158,6 +162,10 @@ def query_server(config: FsdConfig, model_dir: Path) -> dict[str, Any]:
 
 def _type_name(type_id: int) -> str:
     return lesion_type_name(type_id) if 1 <= type_id <= 8 else "lesion"
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
 def _box(box: Any) -> str:
@@ -190,6 +198,12 @@ def run_demo(config_path: Path, out: Path) -> dict[str, Any]:
         f"{100 * report['froc']['1']:.1f}% at 1 FP/image, mean(0.5-4) {100 * report['froc_mean_0.5_4']:.1f}%, "
         f"AP50 {100 * report['AP50']:.1f}%  ({minutes:.1f} min)"
     )
+    if report.get("type_accuracy") is not None:
+        recall = ", ".join(f"{name} {_percent(value)}" for name, value in report["type_recall"].items())
+        console.print(
+            f"types: mAP50 over types {_percent(report['mAP50_types'])}, type accuracy of found lesions "
+            f"{_percent(report['type_accuracy'])}; recall by type: {recall}"
+        )
     console.print(f"plots: {out / 'search' / 'alphas.png'}, {out / 'train' / 'training.png'}, {out / 'train' / 'froc.png'}")
     return report
 
