@@ -6,7 +6,7 @@ detection scored P(lesion) x P(type | lesion), their mean over the 8 types ("mAP
 type accuracy of found lesions, and each type's recall among its found lesions. Paired
 differences are against graph off (and, for the ablations, against graph on), with the bootstrap
 over patients and seeds of :mod:`fsd.cli.bench.accuracy_report` and, beside it, a seed-level t
-interval over the per-seed differences (three seeds resampled understate the seed variance).
+interval (:mod:`fsd.cli.bench.seed_level`; three seeds resampled understate the seed variance).
 Cells written before every detection counted for every type carry the old argmax metric and are
 labelled so.
 """
@@ -17,8 +17,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
-from scipy import stats
 
+from fsd.cli.bench.seed_level import seed_level_difference
 from fsd.constants import LESION_TYPES
 
 GRAPH_OFF = "types_graph_off"
@@ -57,19 +57,6 @@ def _interval(values: np.ndarray) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def seed_interval(first: Sequence[TypedCell], second: Sequence[TypedCell], metric: str, values: Callable[[TypedCell], dict[str, float]]) -> dict[str, Any] | None:
-    """t interval (95%) of the mean per-seed difference first - second over the seeds both have
-    (None with fewer than two)."""
-    by_seed = {cell.record["seed"]: cell for cell in second}
-    differences = [values(cell)[metric] - values(by_seed[cell.record["seed"]])[metric] for cell in first if cell.record["seed"] in by_seed]
-    differences = [d for d in differences if np.isfinite(d)]
-    if len(differences) < 2:
-        return None
-    mean = float(np.mean(differences))
-    half = float(stats.t.ppf(0.975, len(differences) - 1) * np.std(differences, ddof=1) / np.sqrt(len(differences)))
-    return {"mean": mean, "ci": (mean - half, mean + half), "seeds": len(differences)}
-
-
 def typing_differences(
     cells: Mapping[str, Sequence[TypedCell]],
     samples: Mapping[str, Mapping[str, np.ndarray]],
@@ -88,7 +75,10 @@ def typing_differences(
             entry[metric] = {
                 "mean": point[arm][metric]["mean"] - point[reference][metric]["mean"],
                 "ci": _interval(difference),
-                "seed_level": seed_interval(cells[arm], cells[reference], metric, values),
+                "seed_level": seed_level_difference(
+                    {cell.record["seed"]: values(cell)[metric] for cell in cells[arm]},
+                    {cell.record["seed"]: values(cell)[metric] for cell in cells[reference]},
+                ),
             }
         with np.errstate(divide="ignore", invalid="ignore"):
             relative = samples[arm]["mAP50 types"] / samples[reference]["mAP50 types"] - 1
