@@ -2,9 +2,10 @@
 
 ``BoxPredictor`` is the plain linear predictor; ``GraphBoxPredictor`` adds the region-aware
 graph (see :mod:`fsd.models.graph`): a base classifier on the graph-enhanced RoI features whose
-weights embed the type nodes, and a final classifier on the RoI feature joined with what it
-attended to among the types. Boxes are regressed from the RoI features before the graph in
-both, and both return ``(class_logits, box_deltas, auxiliary_logits)``; with ``auxiliary`` (the
+weights embed the type nodes, and a final type classifier on the RoI feature joined with what
+it attended to among the types (and its region), while whether a RoI is a lesion is scored, like
+its box, from the RoI feature before the graph. Boxes are regressed from the RoI features
+before the graph in both, and both return ``(class_logits, box_deltas, auxiliary_logits)``; with ``auxiliary`` (the
 multi-type task) both have the auxiliary base classifier, so graph on and off train with the
 same losses, otherwise its logits are empty.
 
@@ -16,6 +17,7 @@ RoIs' features and boxes (the graph's nodes; the RoIs themselves at test time), 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from fsd.models.graph import REGION_FEATURES, RegionAwareGraph, TypeGraph
@@ -49,7 +51,14 @@ class GraphBoxPredictor(nn.Module):
     (centre, size relative to the body, slice position) are embedded into its feature before the
     proposal graph and, embedded again, join the final classifier's input beside the box's own
     feature and its type-graph feature, as MULAN's refine layer gives its classifier x, y, w, h
-    and z; without it the graph sees appearance and relative geometry only."""
+    and z; without it the graph sees appearance and relative geometry only.
+
+    The graph answers the type question only: P(lesion) comes from a linear layer on the RoI
+    feature before the graph (as in the plain predictor), P(type | lesion) from the final
+    classifier, and the returned logits are their log-probabilities
+    [log P(background), log P(lesion) + log P(type | lesion)], whose softmax is exactly those
+    probabilities. Where a lesion sits in the body says what type it is, not whether it is one.
+    """
 
     def __init__(
         self,
@@ -72,7 +81,8 @@ class GraphBoxPredictor(nn.Module):
             if position
             else nn.Identity()
         )
-        self.cls_score = nn.Linear(2 * in_features + (hidden if position else 0), num_classes + 1)
+        self.lesion_score = nn.Linear(in_features, 1)
+        self.cls_score = nn.Linear(2 * in_features + (hidden if position else 0), num_classes)
         self.bbox_pred = nn.Linear(in_features, 4)
         if type_prior is not None:
             self.type_graph.set_prior(type_prior, prior_weight)
@@ -97,5 +107,7 @@ class GraphBoxPredictor(nn.Module):
         joined = [enhanced, torch.cat(typed, dim=0)]
         if self.position:
             joined.append(self.geometry(regions))
-        logits = self.cls_score(torch.cat(joined, dim=1))
+        type_logits = self.cls_score(torch.cat(joined, dim=1))
+        lesion = self.lesion_score(features)
+        logits = torch.cat([F.logsigmoid(-lesion), F.logsigmoid(lesion) + F.log_softmax(type_logits, dim=1)], dim=1)
         return logits, self.bbox_pred(features), base_logits

@@ -187,3 +187,16 @@ def test_the_separable_square_maximum_equals_the_square_pooling():
     x = (torch.rand(2, 1, 37, 41, generator=torch.Generator().manual_seed(0)) > 0.7).float()
     for size in (3, 7, 11):
         assert torch.equal(square_max(x, size), F.max_pool2d(x, size, 1, size // 2))
+
+
+def test_the_graph_changes_the_type_of_a_roi_not_whether_it_is_a_lesion():
+    torch.manual_seed(0)
+    predictor = _trained(GraphBoxPredictor(in_features=16, num_classes=8, hidden=8)).eval()
+    features = torch.randn(6, 16)
+    proposals = [_proposals(3, 1), _proposals(3, 2)]
+    logits, _, _ = predictor(features, proposals, features, proposals, BODIES, SLICE_Z)
+    moved, _, _ = predictor(features, proposals, torch.randn(6, 16), proposals, BODIES, torch.tensor([0.9, 0.1]))
+    background = torch.softmax(logits, dim=1)[:, 0]
+    assert torch.allclose(torch.softmax(moved, dim=1)[:, 0], background, atol=1e-6)
+    assert not torch.allclose(torch.softmax(moved, dim=1)[:, 1:], torch.softmax(logits, dim=1)[:, 1:], atol=1e-4)
+    assert torch.allclose(torch.softmax(logits, dim=1).sum(dim=1), torch.ones(6), atol=1e-5)
