@@ -122,6 +122,13 @@ class GraphSection(Section):
     context_size: int = Field(32, ge=1)
     #: relative weight of the training-set prior in the type adjacency at initialisation
     prior_weight: float = Field(1.0, ge=0)
+    #: region awareness: each RoI's centre and size relative to the body and the slice position,
+    #: embedded into its feature and given to the final classifier (off: the "graph on without
+    #: position" ablation)
+    position: bool = True
+    #: the predicted slice position reaches the classifier detached (the typing loss does not
+    #: train the slice-position head or the backbone through it)
+    detach_position: bool = True
 
 
 class ModelSection(Section):
@@ -130,6 +137,10 @@ class ModelSection(Section):
     rpn: RpnSection = RpnSection()
     roi: RoiSection = RoiSection()
     graph: GraphSection = GraphSection()
+    #: multi-type task: the typing term of the classification loss weighs type t by
+    #: n_t ** -type_balance over the training lesions' type counts n_t, normalised so that the
+    #: mean weight per training lesion is 1 (0: plain cross-entropy; 1: inverse frequency)
+    type_balance: float = Field(0.5, ge=0, le=1)
 
 
 class StageSection(Section):
@@ -234,6 +245,10 @@ class TrainSection(Section):
     eval_every_epochs: int = Field(1, ge=1)
     checkpoint_every_iters: int = Field(200, ge=1)
     max_iters_per_epoch: int | None = Field(None, ge=1)
+    #: multi-type task: repeat-factor sampling (as LVIS trains rare classes): a key slice is seen
+    #: max(1, sqrt(t / f)) times per epoch, f the fraction of training key slices that hold its
+    #: rarest type, t this threshold (0: every key slice once)
+    type_repeat_threshold: float = Field(0.0, ge=0, le=1)
     #: training batches over which BN statistics are recomputed before each validation and in
     #: the best checkpoint (fsd/engine/recalibration.py); 0: keep the running statistics
     recalibrate_batches: int = Field(100, ge=0)
@@ -266,6 +281,8 @@ class BenchSection(Section):
 
     #: None: the data set's own test split
     test_data: BenchTestSet | None = None
+    #: the arms ``fsd bench accuracy`` runs when ``--arms`` is not given (empty: every arm)
+    arms: tuple[str, ...] = ()
     #: every arm trains once per seed (a searched arm with the genotype its seed's search found)
     seeds: tuple[int, ...] = (0, 1, 2)
     #: random architectures drawn from the search space (under the derivation's guards), one seed each

@@ -5,20 +5,23 @@ data and ``data.synth`` says how to make it."""
 from __future__ import annotations
 
 from fsd.config import FsdConfig
-from fsd.data.synth import generate_dataset
+from fsd.data.synth import check_generated, generate_dataset
 from fsd.engine.distributed import barrier, init_distributed
 from fsd.errors import DataError
 
 
 def ensure_data(config: FsdConfig, device: str = "auto", progress: bool = True, dicom: bool = False) -> None:
     """Generate the synthetic set at ``data.root`` when it is missing (or lacks the DICOM series
-    ``dicom`` asks for) and ``data.synth`` is set; otherwise require the DeepLesion layout there."""
+    ``dicom`` asks for) and ``data.synth`` is set; otherwise require the DeepLesion layout there.
+    A synthetic set made with other settings than ``data.synth``'s fails with a clear message."""
     context = init_distributed(device)
     root = config.data.root
     csv = root / "DL_info.csv"
+    synth = config.data.synth
+    if synth is not None and csv.is_file():
+        check_generated(root, synth.patients, synth.size, synth.seed, synth.type_all)
     missing = not csv.is_file() or (dicom and not (root / "dicom").is_dir())
     if missing and context.is_main:
-        synth = config.data.synth
         if synth is None:
             raise DataError(
                 f"no DeepLesion data at {root} (missing {csv.name}); download DeepLesion there or set data.synth "

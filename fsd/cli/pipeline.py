@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Annotated, Optional
@@ -100,8 +99,20 @@ def _print_report(report: dict) -> None:
         f"{100 * report['AP50']:.1f}",
     )
     Console().print(table)
-    if report.get("per_type_AP"):
-        typer.echo("per-type AP: " + json.dumps({k: None if v is None else round(100 * v, 1) for k, v in report["per_type_AP"].items()}))
+    if report.get("per_type_AP50"):
+        types = Table(title="lesion types: AP50 with each detection scored P(lesion) x P(type | lesion); recall among found lesions")
+        types.add_column("")
+        names = list(report["per_type_AP50"])
+        for name in names:
+            types.add_column(name)
+        types.add_column("mean / accuracy")
+        types.add_row("AP50", *[_percent(report["per_type_AP50"][n]) for n in names], _percent(report["mAP50_types"]))
+        types.add_row("recall", *[_percent(report["type_recall"].get(n)) for n in names], _percent(report["type_accuracy"]))
+        Console().print(types)
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}"
 
 
 def export_command(

@@ -83,9 +83,19 @@ class AugmentedView(Dataset):
 class EpochBatches:
     """Augmented, shuffled batches of one data set for one rank, epoch by epoch and resumable."""
 
-    def __init__(self, dataset: DeepLesionDataset, augment_config: AugmentConfig, seed: int, batch_size: int, context: DistributedContext, workers: int, loader_seed: int) -> None:
+    def __init__(
+        self,
+        dataset: DeepLesionDataset,
+        augment_config: AugmentConfig,
+        seed: int,
+        batch_size: int,
+        context: DistributedContext,
+        workers: int,
+        loader_seed: int,
+        repeats: list[int] | None = None,
+    ) -> None:
         self.view = AugmentedView(dataset, augment_config, seed)
-        self.sampler = ResumableSampler(len(dataset), batch_size, seed, True, context.rank, context.world_size)
+        self.sampler = ResumableSampler(len(dataset), batch_size, seed, True, context.rank, context.world_size, repeats)
         self.batch_size = batch_size
         self.workers = workers
         self.loader_seed = loader_seed
@@ -133,6 +143,7 @@ class TrainingLoop:
         progress: bool,
         frozen_from_weight_step: frozenset[int] = frozenset(),
         parameters_may_go_unused: bool = False,
+        repeats: list[int] | None = None,
     ) -> None:
         self.config = config
         self.architecture = architecture
@@ -150,7 +161,7 @@ class TrainingLoop:
         if config.data.num_workers > 0:
             dataset.preload()
         self.batches = EpochBatches(
-            dataset, config.train.augment, config.seed, recipe.batch_size, context, config.data.num_workers, config.seed
+            dataset, config.train.augment, config.seed, recipe.batch_size, context, config.data.num_workers, config.seed, repeats
         )
         per_epoch = self.batches.batches_per_epoch
         self.iters_per_epoch = min(per_epoch, recipe.max_iters_per_epoch or per_epoch)

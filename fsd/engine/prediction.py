@@ -15,14 +15,23 @@ from fsd.progress import progress_bar
 
 @dataclass
 class DatasetPredictions:
-    """Per image: detections (boxes, scores, labels, type_scores) and ground truth."""
+    """Per image: detections (boxes, scores, labels, type_scores), the predicted slice position
+    (NaN for a model without the slice-position head) and the ground truth."""
 
     boxes: list[np.ndarray]
     scores: list[np.ndarray]
     labels: list[np.ndarray]
+    type_scores: list[np.ndarray]
+    slice_positions: list[float]
     gt_boxes: list[np.ndarray]
     gt_labels: list[np.ndarray]
     gt_sizes_mm: list[np.ndarray]
+    gt_slice_positions: list[float]
+
+    def slice_position_error(self) -> float | None:
+        """Mean absolute error of the predicted slice position (None without predictions)."""
+        pairs = [(p, t) for p, t in zip(self.slice_positions, self.gt_slice_positions) if np.isfinite(p) and np.isfinite(t)]
+        return float(np.mean([abs(p - t) for p, t in pairs])) if pairs else None
 
     def froc_inputs(self) -> list[np.ndarray]:
         return [np.concatenate([b, s[:, None]], axis=1) for b, s in zip(self.boxes, self.scores)]
@@ -40,7 +49,7 @@ def predict_dataset(
     """Eval-mode detections for every item of ``dataset`` (works for eager and TorchScript models)."""
     was_training = model.training
     model.eval()
-    result = DatasetPredictions([], [], [], [], [], [])
+    result = DatasetPredictions([], [], [], [], [], [], [], [], [])
     indices = list(range(len(dataset)))
     batches = [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
     use_amp = amp and device.type == "cuda"
@@ -53,6 +62,11 @@ def predict_dataset(
             result.boxes.append(detection["boxes"].float().cpu().numpy().reshape(-1, 4))
             result.scores.append(detection["scores"].float().cpu().numpy().reshape(-1))
             result.labels.append(detection["labels"].cpu().numpy().reshape(-1))
+            result.type_scores.append(detection["type_scores"].float().cpu().numpy().reshape(len(result.scores[-1]), -1))
+            position = detection.get("slice_position")
+            result.slice_positions.append(float(position.reshape(-1)[0]) if position is not None else float("nan"))
+            truth = target.get("slice_z")
+            result.gt_slice_positions.append(float(truth.reshape(-1)[0]) if truth is not None else float("nan"))
             result.gt_boxes.append(target["boxes"].numpy().reshape(-1, 4))
             result.gt_labels.append(target["labels"].numpy().reshape(-1))
             result.gt_sizes_mm.append(target["sizes_mm"].numpy().reshape(-1))
@@ -61,17 +75,20 @@ def predict_dataset(
 
 
 def score_predictions(predictions: DatasetPredictions, num_classes: int, fps: tuple[float, ...], iou: float) -> dict[str, Any]:
-    """The evaluation report (FROC, its mean over 0.5-4 FPs, AP/AP50/AP75, per-type AP, per-size
-    sensitivity) of :func:`fsd.eval.evaluate_detections`."""
+    """The evaluation report (FROC, its mean over 0.5-4 FPs, AP/AP50/AP75, the type metrics,
+    per-size sensitivity) of :func:`fsd.eval.evaluate_detections`, plus ``slice_position_mae``:
+    the mean absolute error of the predicted slice position (None for a model without one)."""
     from fsd.eval import evaluate_detections
 
-    return evaluate_detections(
+    report = evaluate_detections(
         predictions.froc_inputs(),
         predictions.gt_boxes,
         labels=predictions.gt_labels,
-        pred_labels=predictions.labels,
+        type_scores=predictions.type_scores,
         sizes_mm=predictions.gt_sizes_mm,
         num_classes=num_classes,
         fps=fps,
         iou=iou,
     )
+    report["slice_position_mae"] = predictions.slice_position_error()
+    return report

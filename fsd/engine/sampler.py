@@ -3,22 +3,36 @@
 The order of epoch ``e`` is a permutation drawn from ``seed + e``; rank r of W takes every W-th
 index (padding by wrapping so ranks get equal counts), and ``start_batch`` skips the batches an
 interrupted run already consumed, so a resumed run sees exactly the data an uninterrupted one
-would.
+would. With ``repeats`` (repeat-factor sampling) index i appears ``repeats[i]`` times in every
+epoch's permutation, so an epoch has ``sum(repeats)`` samples.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch.utils.data import Sampler
 
 
 class ResumableSampler(Sampler[int]):
-    def __init__(self, length: int, batch_size: int, seed: int, shuffle: bool = True, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(
+        self,
+        length: int,
+        batch_size: int,
+        seed: int,
+        shuffle: bool = True,
+        rank: int = 0,
+        world_size: int = 1,
+        repeats: Sequence[int] | None = None,
+    ) -> None:
         if length <= 0:
             raise ValueError("cannot sample from an empty data set")
-        self.length = length
+        if repeats is not None and (len(repeats) != length or min(repeats) < 1):
+            raise ValueError(f"repeats must give every one of the {length} items at least once")
+        #: the indices one epoch permutes (each item ``repeats[i]`` times)
+        self.pool = list(range(length)) if repeats is None else [i for i, r in enumerate(repeats) for _ in range(int(r))]
+        self.length = len(self.pool)
         self.batch_size = batch_size
         self.seed = seed
         self.shuffle = shuffle
@@ -43,9 +57,9 @@ class ResumableSampler(Sampler[int]):
         if self.shuffle:
             generator = torch.Generator()
             generator.manual_seed(self.seed + self.epoch)
-            order = torch.randperm(self.length, generator=generator).tolist()
+            order = [self.pool[i] for i in torch.randperm(self.length, generator=generator).tolist()]
         else:
-            order = list(range(self.length))
+            order = list(self.pool)
         total = self.per_rank * self.world_size
         padded = (order * (total // self.length + 1))[:total]
         return padded[self.rank :: self.world_size]

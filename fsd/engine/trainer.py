@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from fsd.config import FsdConfig
+from fsd.data.type_balance import repeat_counts, type_loss_weights
 from fsd.data.type_prior import type_prior_from_records
 from fsd.engine.datasets import build_dataset
 from fsd.engine.distributed import DistributedContext
@@ -88,12 +89,16 @@ class TrainResult:
 
 
 def build_model(config: FsdConfig, architecture: dict[str, Any], train_records: list | None = None) -> nn.Module:
-    """The network to train, seeded by ``config.seed``, with the type prior from the train split."""
+    """The network to train, seeded by ``config.seed``, with the type prior and the typing-loss
+    weights (multi-type task) from the train split."""
     torch.manual_seed(config.seed)
     prior = None
     if config.model.graph.enabled and train_records is not None:
         prior = type_prior_from_records(train_records, num_types=config.num_classes)
-    return build_from_architecture(architecture, DetectorConfig.from_config(config), type_prior=prior)
+    model = build_from_architecture(architecture, DetectorConfig.from_config(config), type_prior=prior)
+    if config.num_classes > 1 and train_records is not None:
+        model.roi_heads.set_type_weights(type_loss_weights(train_records, config.num_classes, config.model.type_balance))
+    return model
 
 
 class Trainer(TrainingLoop):
@@ -118,6 +123,9 @@ class Trainer(TrainingLoop):
             out_dir,
             context,
             progress,
+            repeats=repeat_counts(train_set.records, config.num_classes, config.train.type_repeat_threshold, config.seed)
+            if config.num_classes > 1
+            else None,
         )
 
     def validate(self, network: nn.Module) -> dict[str, Any]:

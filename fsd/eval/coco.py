@@ -4,9 +4,14 @@ Returned values are fractions in [0, 1] (not percent):
 
 - ``AP`` (mean over IoU 0.50:0.05:0.95), ``AP50``, ``AP75``: class-agnostic, every lesion and
   every detection is one "lesion" category (the binary lesion-detection task; labels ignored).
-- with ``num_classes > 1`` also ``per_type_AP`` and ``per_type_AP50`` (class name -> AP with
-  categories taken from ``labels`` / ``pred_labels``; NaN for a class without ground truth) and
-  ``mAP_types`` / ``mAP50_types``, their means over the classes that have ground truth.
+- with ``num_classes > 1`` also ``per_type_AP`` and ``per_type_AP50`` (class name -> AP of type
+  t: every detection enters type t with the score P(lesion) x P(t | lesion) from ``type_scores``
+  (unless that is 0) and is matched against the lesions of type t; NaN for a class without
+  ground truth) and
+  ``mAP_types`` / ``mAP50_types``, their means over the classes that have ground truth. A
+  detection thus counts for every type, weighed by how likely it is that type, as DESIGN's
+  contract for type scores says (ranking a detection only under its argmax type by P(lesion)
+  made the number track class-agnostic AP50).
 
 COCO's defaults apply: at most 100 detections per image (the highest scored), all areas.
 Images without lesions count (their detections are false positives); no detections gives AP 0.
@@ -25,7 +30,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval, Params
 
 from fsd.constants import LESION_TYPES
-from fsd.eval.inputs import EvaluationInputError, as_class_labels, as_image_lists
+from fsd.eval.inputs import EvaluationInputError, as_class_labels, as_image_lists, as_type_scores
 
 
 def boxes_to_coco_xywh(boxes: np.ndarray) -> np.ndarray:
@@ -130,14 +135,15 @@ def coco_metrics(
     predictions: Sequence[Any],
     ground_truths: Sequence[Any],
     labels: Sequence[Any] | None = None,
-    pred_labels: Sequence[Any] | None = None,
+    type_scores: Sequence[Any] | None = None,
     num_classes: int = 1,
     class_names: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """COCO AP (fractions in [0, 1]) of per-image detections against per-image lesion boxes.
 
-    ``predictions``: one (N, 5) x1, y1, x2, y2, score per image; ``ground_truths``: one (M, 4) per
-    image; ``labels`` / ``pred_labels``: one (M,) / (N,) array of types 1..num_classes per image,
+    ``predictions``: one (N, 5) x1, y1, x2, y2, score per image, the score P(lesion);
+    ``ground_truths``: one (M, 4) per image; ``labels``: one (M,) array of types 1..num_classes
+    per image and ``type_scores``: one (N, num_classes) array of P(type | lesion) per image, both
     needed when ``num_classes > 1``. See the module docstring for the returned keys.
     """
     detections, lesions = as_image_lists(predictions, ground_truths)
@@ -164,17 +170,26 @@ def coco_metrics(
         raise EvaluationInputError(
             f"class_names must hold {num_classes} distinct names (one per class), got {names}."
         )
-    if labels is None or pred_labels is None:
-        raise EvaluationInputError(
-            "per-type AP needs both labels (ground truth) and pred_labels (detections)."
-        )
+    if labels is None or type_scores is None:
+        raise EvaluationInputError("per-type AP needs both labels (ground truth) and type_scores (detections).")
     lesion_types = as_class_labels(labels, [len(boxes) for boxes in lesions], "labels", num_classes)
-    detection_types = as_class_labels(
-        pred_labels, [len(table) for table in detections], "pred_labels", num_classes
-    )
+    probabilities = as_type_scores(type_scores, [len(table) for table in detections], num_classes)
+    typed_detections: list[np.ndarray] = []
+    typed_categories: list[np.ndarray] = []
+    for table, image_probabilities in zip(detections, probabilities, strict=True):
+        # every detection once per type, scored P(lesion) x P(type | lesion), type by type; a
+        # detection with no probability of a type is no candidate for it
+        tables, categories = [], []
+        for k in range(num_classes):
+            typed = np.concatenate([table[:, :4], table[:, 4:5] * image_probabilities[:, k : k + 1]], axis=1)
+            typed = typed[typed[:, 4] > 0]
+            tables.append(typed)
+            categories.append(np.full(len(typed), k + 1, dtype=np.int64))
+        typed_detections.append(np.concatenate(tables).reshape(-1, 5))
+        typed_categories.append(np.concatenate(categories))
     category_names = {class_id: names[class_id - 1] for class_id in range(1, num_classes + 1)}
     precision, thresholds, category_ids = coco_precision(
-        lesions, lesion_types, detections, detection_types, category_names
+        lesions, lesion_types, typed_detections, typed_categories, category_names
     )
     at_50 = _threshold_index(thresholds, 0.5)
     names_in_order = [category_names[key] for key in category_ids]

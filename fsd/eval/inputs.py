@@ -137,6 +137,25 @@ def as_class_labels(
     return labels
 
 
+def as_type_scores(values: Sequence[Any], counts: Sequence[int], num_classes: int) -> list[np.ndarray]:
+    """Per-image (N, K) type probabilities given a lesion: finite, in [0, 1], one row per detection."""
+    if len(values) != len(counts):
+        raise EvaluationInputError(
+            f"type_scores cover {len(values)} images but there are {len(counts)}; give one entry per image."
+        )
+    tables: list[np.ndarray] = []
+    for index, (value, count) in enumerate(zip(values, counts, strict=True)):
+        table = _as_float_table(value, num_classes, "type_scores", index)
+        if table.shape[0] != count:
+            raise EvaluationInputError(
+                f"type_scores of image {index} must have one row per detection ({count}), got {table.shape[0]}."
+            )
+        if table.size and (table.min() < 0 or table.max() > 1 + 1e-6):
+            raise EvaluationInputError(f"type_scores of image {index} must be probabilities in [0, 1].")
+        tables.append(table)
+    return tables
+
+
 def check_overlap(overlap: str, iou: float) -> None:
     """Reject an unknown overlap kind or a threshold outside (0, 1]."""
     if overlap not in OVERLAP_KINDS:

@@ -6,14 +6,21 @@ Every outcome here is decided image by image:
 - DeepLesion's walk (:mod:`fsd.eval.matching`): whether a detection is a false positive, and how
   many lesions it is the first to hit, depend only on its image's detections ranked above it;
 - COCO's matching at IoU 0.5 (what pycocotools does for AP50): each image's detections, best
-  first, take the unmatched lesion they overlap most, class-agnostically and within their type;
-- the type of each lesion's best-scoring detection with IoU >= 0.5, for type accuracy and the
-  confusion matrix.
+  first, take the unmatched lesion they overlap most, class-agnostically and, for each type t,
+  among the lesions of type t with every detection ranked by P(lesion) x P(t | lesion) (so every
+  detection with some probability of a type counts for it, as in :mod:`fsd.eval.coco`);
+- the type of each lesion's best-scoring detection with IoU >= 0.5 (its most likely type), for
+  type accuracy, each type's recall and the confusion matrix.
 
 So an image drawn ``w`` times is ``w`` copies of its outcomes, and :meth:`Outcomes.metrics`
 with per-image weights is exactly the metric of the resampled set (ties in score aside).
 Sensitivities follow the official FROC semantics, AP50 pycocotools' 101-point interpolation
 (``tests/fsd/eval/test_outcomes.py`` checks both against the full evaluation).
+
+Result files written before the type metric scored every detection for every type hold only each
+detection's most likely type; :meth:`Outcomes.load` reads them as detections that are certain
+of that type (``argmax_types`` set), which gives exactly the old metric (each detection counts
+for its argmax type only), and reports label it as the old one.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from fsd.constants import DEEPLESION_FP_RATES
+from fsd.constants import DEEPLESION_FP_RATES, LESION_TYPES
 from fsd.eval.boxes import iou_matrix
 from fsd.eval.matching import allowed_false_positives
 
@@ -81,14 +88,15 @@ class Outcomes:
     """Outcomes of every detection (first axis D) and every image (first axis N) of a test set."""
 
     image: np.ndarray  # (D,) image index of each detection
-    score: np.ndarray  # (D,)
-    label: np.ndarray  # (D,) predicted type 1..K
+    score: np.ndarray  # (D,) P(lesion)
+    label: np.ndarray  # (D,) most likely type 1..K
     lesion_hits: np.ndarray  # (D,) lesions this detection hits first in DeepLesion's walk
     false_positive: np.ndarray  # (D,)
     coco_true_positive: np.ndarray  # (D,) class-agnostic COCO match at IoU 0.5
     coco_counted: np.ndarray  # (D,) among its image's best 100 (what COCO evaluates)
-    typed_true_positive: np.ndarray  # (D,) COCO match at IoU 0.5 among lesions of its type
-    typed_counted: np.ndarray  # (D,) among its image's best 100 of its type
+    typed_score: np.ndarray  # (D, K) P(lesion) x P(t | lesion): how the detection ranks for type t
+    typed_true_positive: np.ndarray  # (D, K) COCO match at IoU 0.5 among lesions of type t
+    typed_counted: np.ndarray  # (D, K) among its image's best 100 for type t
     lesions: np.ndarray  # (N,) lesions per image
     lesions_by_type: np.ndarray  # (N, K) lesions of each type per image
     lesion_image: np.ndarray  # (L,) image of each lesion
@@ -96,27 +104,34 @@ class Outcomes:
     lesion_predicted_type: np.ndarray  # (L,) the type of its best detection with IoU >= 0.5, 0 if none
     patient: np.ndarray  # (N,) patient of each image
     num_classes: int
+    #: read from an old result file: only each detection's most likely type is known
+    argmax_types: bool = False
 
     @classmethod
     def from_predictions(
         cls,
         boxes: list[np.ndarray],
         scores: list[np.ndarray],
-        labels: list[np.ndarray],
+        type_scores: list[np.ndarray],
         gt_boxes: list[np.ndarray],
         gt_labels: list[np.ndarray],
         patients: list[int],
         num_classes: int,
         iou: float = 0.5,
     ) -> Outcomes:
+        """``type_scores``: per image (n, K) P(t | lesion) of each detection (its most likely
+        type is its label)."""
         columns: dict[str, list[np.ndarray]] = {
-            name: [] for name in ("image", "score", "label", "hits", "fp", "coco", "coco_counted", "typed", "typed_counted")
+            name: []
+            for name in ("image", "score", "label", "hits", "fp", "coco", "coco_counted", "typed_score", "typed", "typed_counted")
         }
         lesion_columns: dict[str, list[np.ndarray]] = {"image": [], "type": [], "predicted": []}
         by_type = np.zeros((len(boxes), num_classes), dtype=np.int32)
-        for index, (b, s, lab, gb, gl) in enumerate(zip(boxes, scores, labels, gt_boxes, gt_labels, strict=True)):
+        for index, (b, s, ts, gb, gl) in enumerate(zip(boxes, scores, type_scores, gt_boxes, gt_labels, strict=True)):
             b, gb = np.asarray(b, np.float64).reshape(-1, 4), np.asarray(gb, np.float64).reshape(-1, 4)
-            s, lab, gl = np.asarray(s, np.float64).reshape(-1), np.asarray(lab).reshape(-1), np.asarray(gl).reshape(-1)
+            s, gl = np.asarray(s, np.float64).reshape(-1), np.asarray(gl).reshape(-1)
+            ts = np.asarray(ts, np.float64).reshape(len(s), num_classes)
+            lab = ts.argmax(axis=1) + 1 if len(s) else np.zeros(0, dtype=np.int64)
             ious = iou_matrix(b, gb) if len(b) and len(gb) else np.zeros((len(b), len(gb)))
             order = np.argsort(-s, kind="stable")
             qualifies = ious >= iou
@@ -125,14 +140,15 @@ class Outcomes:
                 newly = qualifies[rank] & (first < 0)
                 first[newly] = rank
             hits = np.bincount(first[first >= 0], minlength=len(b)) if len(b) else np.zeros(0, np.int64)
-            typed = np.zeros(len(b), dtype=bool)
-            typed_counted = np.zeros(len(b), dtype=bool)
-            for k in range(1, num_classes + 1):
-                mine, theirs = lab == k, gl == k
-                if mine.any():
-                    typed_counted[np.flatnonzero(mine)] = within_cap(s[mine])
-                if mine.any() and theirs.any():
-                    typed[np.flatnonzero(mine)] = coco_matches(s[mine], ious[np.ix_(mine, theirs)], iou)
+            ranked = s[:, None] * ts
+            typed = np.zeros((len(b), num_classes), dtype=bool)
+            typed_counted = np.zeros((len(b), num_classes), dtype=bool)
+            for k in range(num_classes):
+                candidates = np.flatnonzero(ranked[:, k] > 0)  # no probability of a type: no candidate for it
+                theirs = gl == k + 1
+                typed_counted[candidates, k] = within_cap(ranked[candidates, k])
+                if len(candidates) and theirs.any():
+                    typed[candidates, k] = coco_matches(ranked[candidates, k], ious[np.ix_(candidates, theirs)], iou)
             columns["image"].append(np.full(len(b), index, dtype=np.int32))
             columns["score"].append(s.astype(np.float32))
             columns["label"].append(lab.astype(np.int16))
@@ -140,6 +156,7 @@ class Outcomes:
             columns["fp"].append(~qualifies.any(axis=1) if len(gb) else np.ones(len(b), dtype=bool))
             columns["coco"].append(coco_matches(s, ious, iou) if len(gb) else np.zeros(len(b), dtype=bool))
             columns["coco_counted"].append(within_cap(s))
+            columns["typed_score"].append(ranked.astype(np.float32))
             columns["typed"].append(typed)
             columns["typed_counted"].append(typed_counted)
             for k in gl:
@@ -157,8 +174,9 @@ class Outcomes:
             false_positive=np.concatenate(columns["fp"]),
             coco_true_positive=np.concatenate(columns["coco"]),
             coco_counted=np.concatenate(columns["coco_counted"]),
-            typed_true_positive=np.concatenate(columns["typed"]),
-            typed_counted=np.concatenate(columns["typed_counted"]),
+            typed_score=np.concatenate(columns["typed_score"]).reshape(-1, num_classes),
+            typed_true_positive=np.concatenate(columns["typed"]).reshape(-1, num_classes),
+            typed_counted=np.concatenate(columns["typed_counted"]).reshape(-1, num_classes),
             lesions=np.array([len(np.asarray(g).reshape(-1, 4)) for g in gt_boxes], dtype=np.int32),
             lesions_by_type=by_type,
             lesion_image=np.concatenate(lesion_columns["image"]),
@@ -185,10 +203,11 @@ class Outcomes:
 
     @cached_property
     def _typed_orders(self) -> list[np.ndarray]:
+        """Per type, the detections COCO evaluates for it, ranked by P(lesion) x P(t | lesion)."""
         orders = []
-        for k in range(1, self.num_classes + 1):
-            mine = np.flatnonzero((self.label == k) & self.typed_counted)
-            orders.append(mine[np.argsort(-self.score[mine], kind="mergesort")])
+        for k in range(self.num_classes):
+            mine = np.flatnonzero(self.typed_counted[:, k])
+            orders.append(mine[np.argsort(-self.typed_score[mine, k], kind="mergesort")])
         return orders
 
     def sensitivity_curve(self, fps: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
@@ -213,8 +232,8 @@ class Outcomes:
         return float((w[self.image] * self.false_positive).sum() / max(w.sum(), 1.0))
 
     def metrics(self, weights: np.ndarray | None = None, fps: tuple[float, ...] = DEEPLESION_FP_RATES) -> dict[str, Any]:
-        """Sensitivities, their mean over 0.5-4, AP50, and for several types mAP50 over types and
-        type accuracy, of the images drawn ``weights`` times (all once by default)."""
+        """Sensitivities, their mean over 0.5-4, AP50 and, for several types, the type metrics of
+        :func:`type_metrics`, of the images drawn ``weights`` times (all once by default)."""
         w = np.ones(self.num_images) if weights is None else np.asarray(weights, dtype=np.float64)
         rates = tuple(dict.fromkeys(tuple(fps) + (0.5, 1.0, 2.0, 4.0)))
         curve = dict(zip(rates, self.sensitivity_curve(np.asarray(rates), w)))
@@ -228,17 +247,45 @@ class Outcomes:
             "max_fp_per_image": self.max_fp_per_image(w),
         }
         if self.num_classes > 1:
-            per_type = []
-            for k, order in enumerate(self._typed_orders, start=1):
-                count = float((w * self.lesions_by_type[:, k - 1]).sum())
-                per_type.append(average_precision(self.typed_true_positive[order], per_detection[order], count))
-            valid = [v for v in per_type if np.isfinite(v)]
-            result["mAP50_types"] = float(np.mean(valid)) if valid else float("nan")
-            lesion_weights = w[self.lesion_image]
-            found = self.lesion_predicted_type > 0
-            correct = found & (self.lesion_predicted_type == self.lesion_type)
-            result["type_accuracy"] = float((lesion_weights * correct).sum() / max((lesion_weights * found).sum(), 1e-12))
+            result.update(self.type_metrics(w))
         return result
+
+    def type_metrics(self, weights: np.ndarray | None = None) -> dict[str, Any]:
+        """The type metric, of the images drawn ``weights`` times:
+
+        - ``AP50_by_type``: per type t, COCO AP50 of every detection scored P(lesion) x P(t | lesion)
+          against the lesions of type t (NaN for a type without lesions);
+        - ``mAP50_types``: their mean over the types that have lesions;
+        - ``type_accuracy``: of the lesions a detection finds (IoU >= 0.5), the share whose best
+          such detection names the right type;
+        - ``type_recall``: per type t, of the lesions of type t a detection finds, the share
+          typed t (NaN for a type none of whose lesions is found).
+        """
+        w = np.ones(self.num_images) if weights is None else np.asarray(weights, dtype=np.float64)
+        per_detection = w[self.image]
+        per_type = []
+        for k, order in enumerate(self._typed_orders):
+            count = float((w * self.lesions_by_type[:, k]).sum())
+            per_type.append(average_precision(self.typed_true_positive[order, k], per_detection[order], count))
+        valid = [v for v in per_type if np.isfinite(v)]
+        lesion_weights = w[self.lesion_image]
+        found = self.lesion_predicted_type > 0
+        correct = found & (self.lesion_predicted_type == self.lesion_type)
+        recall = {}
+        for k, name in enumerate(self.type_names, start=1):
+            mine = found & (self.lesion_type == k)
+            total = float((lesion_weights * mine).sum())
+            recall[name] = float((lesion_weights * (correct & mine)).sum() / total) if total > 0 else float("nan")
+        return {
+            "AP50_by_type": dict(zip(self.type_names, per_type)),
+            "mAP50_types": float(np.mean(valid)) if valid else float("nan"),
+            "type_accuracy": float((lesion_weights * correct).sum() / max((lesion_weights * found).sum(), 1e-12)),
+            "type_recall": recall,
+        }
+
+    @property
+    def type_names(self) -> list[str]:
+        return list(LESION_TYPES) if self.num_classes == len(LESION_TYPES) else [str(k) for k in range(1, self.num_classes + 1)]
 
     def confusion_matrix(self) -> np.ndarray:
         """(K, K) counts: lesions of type i whose best matching detection says type j."""
@@ -257,4 +304,12 @@ class Outcomes:
         with np.load(Path(path)) as data:
             values = {key: data[key] for key in data.files}
         values["num_classes"] = int(values["num_classes"])
+        values["argmax_types"] = bool(values.get("argmax_types", False))
+        if "typed_score" not in values:  # an old file: each detection counted for its argmax type only
+            classes = values["num_classes"]
+            one_hot = np.eye(classes, dtype=bool)[values["label"].astype(np.int64) - 1].reshape(-1, classes)
+            values["typed_score"] = np.where(one_hot, values["score"][:, None], 0.0).astype(np.float32)
+            values["typed_true_positive"] = one_hot & values["typed_true_positive"].reshape(-1, 1)
+            values["typed_counted"] = one_hot & values["typed_counted"].reshape(-1, 1)
+            values["argmax_types"] = True
         return cls(**values)

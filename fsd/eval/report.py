@@ -7,10 +7,15 @@ Keys (always present, in this order; fractions in [0, 1]; ``None`` where a value
 - ``froc``: sensitivity at each requested FP rate, keyed ``"0.5"``, ``"1"``, ``"2"``, ... .
 - ``froc_mean_0.5_4``: mean sensitivity at 0.5, 1, 2 and 4 FPs per image.
 - ``AP``, ``AP50``, ``AP75``: class-agnostic COCO AP (IoU 0.50:0.95, 0.50, 0.75).
-- ``per_type_AP``, ``per_type_AP50``: class name -> class-aware COCO AP (``None`` for a class
-  without ground truth); empty when ``num_classes == 1``.
+- ``per_type_AP``, ``per_type_AP50``: class name -> COCO AP of that type, every detection scored
+  P(lesion) x P(type | lesion) (``None`` for a class without ground truth); empty when
+  ``num_classes == 1``.
 - ``mAP_types``, ``mAP50_types``: their means over classes with ground truth; ``None`` when
   ``num_classes == 1``.
+- ``type_accuracy``: of the lesions some detection finds (IoU >= ``iou``), the share whose best
+  such detection names the right type; ``type_recall``: class name -> that share among the found
+  lesions of the class (``None`` where none is found); ``confusion_matrix``: (K, K) counts, rows
+  true type, columns the best detection's type. ``None`` / empty when ``num_classes == 1``.
 - ``sensitivity_by_size``: size bucket (``"<10mm"``, ``"10-30mm"``, ``">=30mm"``) -> sensitivity
   at ``sensitivity_by_size_fp_per_image`` FPs per image (``None`` for an empty bucket); empty when
   no sizes are given.
@@ -27,9 +32,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from fsd.constants import DEEPLESION_FP_RATES
-from fsd.eval.coco import coco_metrics
+from fsd.eval.coco import coco_metrics, default_class_names
 from fsd.eval.froc import MEAN_FP_RATES, froc_mean, match_dataset, sensitivities_at
-from fsd.eval.inputs import OverlapKind, check_fp_rates
+from fsd.eval.inputs import OverlapKind, as_class_labels, as_image_lists, as_type_scores, check_fp_rates
+from fsd.eval.outcomes import Outcomes
 from fsd.eval.sizes import DEFAULT_SIZE_BUCKETS_MM, flatten_lesion_sizes, sensitivity_by_size_from_matches
 
 #: The FP rate at which sensitivity by lesion size is reported.
@@ -50,7 +56,7 @@ def evaluate_detections(
     ground_truths: Sequence[Any],
     *,
     labels: Sequence[Any] | None = None,
-    pred_labels: Sequence[Any] | None = None,
+    type_scores: Sequence[Any] | None = None,
     sizes_mm: Sequence[Any] | None = None,
     num_classes: int = 1,
     class_names: Sequence[str] | None = None,
@@ -61,13 +67,15 @@ def evaluate_detections(
     """DeepLesion FROC, COCO AP (and per type) and sensitivity by size, as described above.
 
     ``predictions``: one (N, 5) x1, y1, x2, y2, score per image; ``ground_truths``: one (M, 4) per
-    image; ``labels`` / ``pred_labels``: per-image types 1..num_classes (needed when
-    ``num_classes > 1``); ``sizes_mm``: per-image (M,) lesion long diameters in mm.
+    image; ``labels``: per-image lesion types 1..num_classes and ``type_scores``: per-image (N, K)
+    P(type | lesion) of the detections (both needed when ``num_classes > 1``); ``sizes_mm``:
+    per-image (M,) lesion long diameters in mm.
     """
     rates = check_fp_rates(fps)
     matches = match_dataset(predictions, ground_truths, iou, overlap)
     sensitivity = sensitivities_at(matches, tuple(dict.fromkeys(rates + MEAN_FP_RATES)))
-    coco = coco_metrics(predictions, ground_truths, labels, pred_labels, num_classes, class_names)
+    coco = coco_metrics(predictions, ground_truths, labels, type_scores, num_classes, class_names)
+    typing = _typing(predictions, ground_truths, labels, type_scores, num_classes, class_names, iou) if num_classes > 1 else None
     by_size: dict[str, float | None] = {}
     if sizes_mm is not None:
         sizes = flatten_lesion_sizes(sizes_mm, [len(boxes) for boxes in ground_truths])
@@ -94,6 +102,42 @@ def evaluate_detections(
         "per_type_AP50": {name: _json_number(value) for name, value in per_type_50.items()},
         "mAP_types": _json_number(coco["mAP_types"]) if "mAP_types" in coco else None,
         "mAP50_types": _json_number(coco["mAP50_types"]) if "mAP50_types" in coco else None,
+        "type_accuracy": _json_number(typing["type_accuracy"]) if typing else None,
+        "type_recall": {name: _json_number(value) for name, value in typing["type_recall"].items()} if typing else {},
+        "confusion_matrix": typing["confusion_matrix"] if typing else None,
         "sensitivity_by_size": by_size,
         "sensitivity_by_size_fp_per_image": SIZE_FP_RATE,
+    }
+
+
+def _typing(
+    predictions: Sequence[Any],
+    ground_truths: Sequence[Any],
+    labels: Sequence[Any] | None,
+    type_scores: Sequence[Any] | None,
+    num_classes: int,
+    class_names: Sequence[str] | None,
+    iou: float,
+) -> dict[str, Any]:
+    """Type accuracy, recall by type and the confusion matrix, from each found lesion's best
+    detection (:class:`fsd.eval.outcomes.Outcomes`, which the benchmark resamples too)."""
+    detections, lesions = as_image_lists(predictions, ground_truths)
+    assert labels is not None and type_scores is not None  # coco_metrics has checked both
+    lesion_types = as_class_labels(labels, [len(boxes) for boxes in lesions], "labels", num_classes)
+    probabilities = as_type_scores(type_scores, [len(table) for table in detections], num_classes)
+    outcomes = Outcomes.from_predictions(
+        [table[:, :4] for table in detections],
+        [table[:, 4] for table in detections],
+        probabilities,
+        lesions,
+        lesion_types,
+        list(range(len(lesions))),
+        num_classes,
+        iou,
+    )
+    metrics = outcomes.type_metrics()
+    return {
+        "type_accuracy": metrics["type_accuracy"],
+        "type_recall": dict(zip(class_names or default_class_names(num_classes), metrics["type_recall"].values())),
+        "confusion_matrix": outcomes.confusion_matrix().tolist(),
     }

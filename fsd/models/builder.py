@@ -20,7 +20,7 @@ from fsd.models.baselines import BASELINES, ResNetBody, baseline_box_head
 from fsd.models.detector import LesionDetector
 from fsd.models.detector_config import DetectorConfig
 from fsd.models.genotype import Genotype, genotype_from_dict
-from fsd.models.graph import SlicePositionHead
+from fsd.models.graph import NoSlicePosition, SlicePositionHead
 from fsd.models.head_cell import derived_head
 from fsd.models.neck import LEVEL_NAMES, FeaturePyramid
 from fsd.models.predictor import BoxPredictor, GraphBoxPredictor
@@ -60,11 +60,18 @@ def assemble_detector(
     auxiliary = config.num_classes > 1
     if model.graph.enabled:
         predictor: nn.Module = GraphBoxPredictor(
-            head_dim, config.num_classes, model.graph.hidden, type_prior=type_prior, prior_weight=model.graph.prior_weight
+            head_dim,
+            config.num_classes,
+            model.graph.hidden,
+            type_prior=type_prior,
+            prior_weight=model.graph.prior_weight,
+            position=model.graph.position,
         )
     else:
         predictor = BoxPredictor(head_dim, config.num_classes, auxiliary=auxiliary)
-    slice_position: nn.Module = SlicePositionHead(neck.out_channels, model.graph.hidden) if auxiliary or model.graph.enabled else nn.Identity()
+    slice_position: nn.Module = (
+        SlicePositionHead(neck.out_channels, model.graph.hidden) if auxiliary or model.graph.enabled else NoSlicePosition()
+    )
     roi_heads = LesionRoIHeads(
         box_roi_pool=_roi_pool(config),
         box_head=box_head,
@@ -79,6 +86,7 @@ def assemble_detector(
         detections_per_img=roi.detections_per_img,
         context_size=model.graph.context_size,
         slice_position=slice_position,
+        detach_slice_position=model.graph.detach_position,
     )
     transform = BatchImages(
         config.in_channels,

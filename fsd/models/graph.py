@@ -4,9 +4,12 @@ Three parts, all permutation-equivariant over the proposals of an image:
 
 1. Region awareness: every RoI's centre and size relative to the patient's body box (found in
    the model input without the scanner table, :mod:`fsd.models.body`) and the slice's position
-   along the body (estimated from the image, :class:`SlicePositionHead`), as DeepLesion's
-   Normalized_lesion_location describes a lesion, are embedded and added to its feature: a liver
-   lesion and a lung nodule live in different places of the body.
+   along the body (estimated from the image, :class:`SlicePositionHead`, trained on DeepLesion's
+   anatomy-anchored z), as DeepLesion's Normalized_lesion_location describes a lesion, are
+   embedded and added to its feature, and given once more to the final classifier
+   (:class:`fsd.models.predictor.GraphBoxPredictor`, as MULAN's refine layer): a liver lesion and
+   a lung nodule live in different places of the body, a pelvic and an abdominal one at
+   different heights.
 2. Proposal graph: each RoI receives messages from the image's *context set* along edges
    weighted by appearance affinity (scaled dot product) plus a learned function of their
    geometry (centre distance, overlap, relative position and size). The context set is the
@@ -19,8 +22,11 @@ Three parts, all permutation-equivariant over the proposals of an image:
    attends to its image's propagated type nodes and the attended feature joins the RoI feature
    in the final classifier.
 
-Every residual branch starts at zero (its last layer is zero-initialised), so an untrained
-graph passes the RoI features through unchanged and the graph learns what it adds.
+Every residual branch starts at zero (its last layer is zero-initialised) and adds that layer's
+output as it is: nothing after a zero-initialised layer may cut its gradient (a ReLU there
+outputs exactly 0 with gradient 0, so the layer would never train), so an untrained graph passes
+the RoI features through unchanged and every part of it learns what it adds
+(``tests/fsd/models/test_graph_learns.py``).
 """
 
 from __future__ import annotations
@@ -79,18 +85,27 @@ def pair_geometry(queries: torch.Tensor, context: torch.Tensor, body: torch.Tens
 
 
 class SlicePositionHead(nn.Module):
-    """The key slice's position along the body (sigmoid, 0 head end .. 1 feet end), from the
-    average of the coarsest pyramid level: what DeepLesion's normalised z of the slice's lesions
-    says, predicted from the image so that inference needs no input beyond the pixels."""
+    """The key slice's position along the body (sigmoid, 0 head end .. 1 feet end), from the two
+    coarsest pyramid levels (the mean of P4 and P5 and the maximum of P5: which anatomy the slice
+    shows, and the strongest of it): what DeepLesion's anatomy-anchored normalised z of the
+    slice's lesions says, predicted from the image so that inference needs no input beyond the
+    pixels, in the spirit of body-part regression."""
 
     def __init__(self, channels: int, hidden: int) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(channels, hidden)
+        self.fc1 = nn.Linear(3 * channels, hidden)
         self.fc2 = nn.Linear(hidden, 1)
 
-    def forward(self, coarsest: torch.Tensor) -> torch.Tensor:
-        pooled = coarsest.mean(dim=(2, 3))
+    def forward(self, p4: torch.Tensor, p5: torch.Tensor) -> torch.Tensor:
+        pooled = torch.cat([p4.mean(dim=(2, 3)), p5.mean(dim=(2, 3)), p5.amax(dim=(2, 3))], dim=1)
         return torch.sigmoid(self.fc2(F.relu(self.fc1(pooled)))).squeeze(1)
+
+
+class NoSlicePosition(nn.Module):
+    """Stands in for :class:`SlicePositionHead` in a model without one (the binary task): position 0."""
+
+    def forward(self, p4: torch.Tensor, p5: torch.Tensor) -> torch.Tensor:
+        return p5.new_zeros((p5.shape[0],))
 
 
 class ProposalGraph(nn.Module):
@@ -113,8 +128,8 @@ class ProposalGraph(nn.Module):
         affinity = (self.query(queries) @ self.key(context).t()) * self.scale
         geometric = self.geometry(pair_geometry(query_boxes, context_boxes, body)).squeeze(2)
         weights = torch.softmax(affinity + geometric, dim=1)
-        message = weights @ self.value(context)
-        return queries + F.relu(self.out(message))
+        message = F.relu(weights @ self.value(context))
+        return queries + self.out(message)
 
 
 class TypeGraph(nn.Module):
@@ -150,18 +165,24 @@ class TypeGraph(nn.Module):
         """``features`` (R, D) of one image's RoIs, ``image_context`` (D,) that image's summary."""
         gate = 2.0 * torch.sigmoid(self.image_gate(image_context))  # 1 at init (zero input mean aside)
         nodes = self.embed(classifier_weight[1:]) * gate[:, None]
-        nodes = nodes + F.relu(self.propagate(self.adjacency() @ nodes))
+        nodes = nodes + self.propagate(F.relu(self.adjacency() @ nodes))
         attention = torch.softmax((self.attend(features) @ nodes.t()) * self.scale, dim=1)
         return self.out(attention @ nodes)
 
 
 class RegionAwareGraph(nn.Module):
-    """Region embedding + proposal graph, image by image; also returns each image's mean context
-    feature (the type graph's image summary)."""
+    """Region embedding (with ``position``) + proposal graph, image by image. Returns the enhanced
+    RoI features, each image's mean context feature (the type graph's image summary) and every
+    RoI's region features (R, 5) (zeros without ``position``)."""
 
-    def __init__(self, dim: int, hidden: int) -> None:
+    def __init__(self, dim: int, hidden: int, position: bool = True) -> None:
         super().__init__()
-        self.region = nn.Sequential(nn.Linear(REGION_FEATURES, hidden), nn.ReLU(inplace=True), zero_last_layer(nn.Linear(hidden, dim)))
+        self.position = position
+        self.region: nn.Module = (
+            nn.Sequential(nn.Linear(REGION_FEATURES, hidden), nn.ReLU(inplace=True), zero_last_layer(nn.Linear(hidden, dim)))
+            if position
+            else nn.Identity()
+        )
         self.proposal_graph = ProposalGraph(dim, hidden)
 
     def forward(
@@ -172,9 +193,10 @@ class RegionAwareGraph(nn.Module):
         context_boxes: list[torch.Tensor],
         bodies: torch.Tensor,
         slice_z: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         outputs: list[torch.Tensor] = []
         summaries: list[torch.Tensor] = []
+        regions: list[torch.Tensor] = []
         query_start = 0
         context_start = 0
         for index in range(len(query_boxes)):
@@ -183,11 +205,16 @@ class RegionAwareGraph(nn.Module):
             body = bodies[index]
             z = slice_z[index]
             chunk = queries[query_start : query_start + boxes.shape[0]]
-            chunk = chunk + self.region(region_features(boxes, body, z))
             around = context[context_start : context_start + others.shape[0]]
-            around = around + self.region(region_features(others, body, z))
+            if self.position:
+                region = region_features(boxes, body, z)
+                chunk = chunk + self.region(region)
+                around = around + self.region(region_features(others, body, z))
+            else:
+                region = queries.new_zeros((boxes.shape[0], 5))  # REGION_FEATURES (a literal for TorchScript)
+            regions.append(region)
             outputs.append(self.proposal_graph(chunk, boxes, around, others, body))
             summaries.append(around.mean(dim=0) if around.shape[0] > 0 else queries.new_zeros((queries.shape[1],)))
             query_start += boxes.shape[0]
             context_start += others.shape[0]
-        return torch.cat(outputs, dim=0), torch.stack(summaries)
+        return torch.cat(outputs, dim=0), torch.stack(summaries), torch.cat(regions, dim=0)

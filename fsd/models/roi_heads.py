@@ -11,8 +11,13 @@ top ``context_size`` RPN proposals, in training as at test time (at test time th
 leading RoIs themselves; in training their features come from the same box-head call as the
 sampled RoIs').
 With the auxiliary heads (the multi-type task, graph on or off) a slice-position head predicts
-the key slice's position along the body from the coarsest pyramid level, trained on the
-targets' ``slice_z`` and given to the predictor; the auxiliary classifier's loss joins too.
+the key slice's position along the body from the two coarsest pyramid levels, trained on the
+targets' ``slice_z`` (DeepLesion's body-anchored normalised z) and given to the predictor
+(detached by default, so the typing loss does not pull the position estimate; docs/benchmarks.md
+has the measured choice); each detection dict then also carries ``slice_position`` (1,). The
+auxiliary classifier's loss joins too. For K > 1 types the classification loss is the
+cross-entropy split into a detection and a typing factor, the typing one class-weighted
+(:meth:`LesionRoIHeads.classification_loss`).
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ class LesionRoIHeads(nn.Module):
         slice_position: nn.Module,
         auxiliary_loss_weight: float = 0.5,
         slice_position_loss_weight: float = 0.5,
+        detach_slice_position: bool = True,
     ) -> None:
         super().__init__()
         self.box_roi_pool = box_roi_pool
@@ -66,6 +72,36 @@ class LesionRoIHeads(nn.Module):
         self.slice_position = slice_position
         self.auxiliary_loss_weight = auxiliary_loss_weight
         self.slice_position_loss_weight = slice_position_loss_weight
+        self.detach_slice_position = detach_slice_position
+        #: per-type weights of the typing term of the classification loss (multi-type task; 1 = plain
+        #: cross-entropy), set from the training set's type counts by :meth:`set_type_weights`
+        self.register_buffer("type_weights", torch.ones(num_classes))
+
+    @torch.jit.unused
+    def set_type_weights(self, weights: torch.Tensor) -> None:
+        """Weights (K,) of each type's term in the typing loss (see :meth:`classification_loss`)."""
+        if weights.shape != self.type_weights.shape:
+            raise ValueError(f"type weights must have shape {tuple(self.type_weights.shape)}, got {tuple(weights.shape)}")
+        self.type_weights.copy_(weights.to(self.type_weights))
+
+    def classification_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy over background + K types, split into its two factors for K > 1.
+
+        log P(type t) = log P(lesion) + log P(t | lesion), so the per-RoI cross-entropy is a
+        detection term (-log P(background) or -log P(lesion)) plus, for the positive RoIs, a
+        typing term -log P(t | lesion), which is weighted by ``type_weights[t]`` (rare types count
+        more; all ones give plain cross-entropy). Both are summed over the sampled RoIs and
+        divided by their count, as cross-entropy's mean is."""
+        if self.num_classes == 1:
+            return F.cross_entropy(logits, labels)
+        log_probabilities = F.log_softmax(logits.float(), dim=1)
+        lesion = torch.logsumexp(log_probabilities[:, 1:], dim=1)
+        positive = labels > 0
+        detection = torch.where(positive, -lesion, -log_probabilities[:, 0])
+        type_index = (labels - 1).clamp(min=0)
+        typing = -(log_probabilities[:, 1:].gather(1, type_index[:, None]).squeeze(1) - lesion)
+        weights = self.type_weights[type_index] * positive.float()
+        return (detection.sum() + (weights * typing).sum()) / max(labels.numel(), 1)
 
     def select_training_samples(
         self, proposals: list[torch.Tensor], targets: list[dict[str, torch.Tensor]]
@@ -111,13 +147,13 @@ class LesionRoIHeads(nn.Module):
     ) -> dict[str, torch.Tensor]:
         all_labels = torch.cat(labels, dim=0)
         all_targets = torch.cat(regression_targets, dim=0)
-        losses: dict[str, torch.Tensor] = {"loss_classifier": F.cross_entropy(class_logits, all_labels)}
+        losses: dict[str, torch.Tensor] = {"loss_classifier": self.classification_loss(class_logits, all_labels)}
         positive = torch.where(all_labels > 0)[0]
         losses["loss_box_reg"] = F.smooth_l1_loss(
             box_deltas[positive], all_targets[positive], beta=1 / 9, reduction="sum"
         ) / max(all_labels.numel(), 1)
         if auxiliary_logits.numel() > 0:
-            losses["loss_classifier_base"] = self.auxiliary_loss_weight * F.cross_entropy(auxiliary_logits, all_labels)
+            losses["loss_classifier_base"] = self.auxiliary_loss_weight * self.classification_loss(auxiliary_logits, all_labels)
         return losses
 
     def slice_position_loss(self, predicted: torch.Tensor, targets: list[dict[str, torch.Tensor]]) -> torch.Tensor:
@@ -211,9 +247,10 @@ class LesionRoIHeads(nn.Module):
             context_features = box_features[self._leading_rows(rois, self.context_size, box_features.device)]
         slice_z = bodies.new_zeros((bodies.shape[0],))
         if self.box_predictor.auxiliary:
-            slice_z = self.slice_position(features["p5"])  # a SlicePositionHead whenever auxiliary
+            slice_z = self.slice_position(features["p4"], features["p5"])  # a SlicePositionHead whenever auxiliary
+        given_z = slice_z.detach() if self.detach_slice_position else slice_z
         class_logits, box_deltas, auxiliary_logits = self.box_predictor(
-            box_features, rois, context_features, context, bodies, slice_z.detach()
+            box_features, rois, context_features, context, bodies, given_z
         )
         if self.training:
             assert targets is not None
@@ -221,4 +258,8 @@ class LesionRoIHeads(nn.Module):
             if self.box_predictor.auxiliary:
                 losses["loss_slice_position"] = self.slice_position_loss(slice_z, targets)
             return [], losses
-        return self.postprocess(class_logits, box_deltas, rois, image_sizes), {}
+        detections = self.postprocess(class_logits, box_deltas, rois, image_sizes)
+        if self.box_predictor.auxiliary:
+            for index, detection in enumerate(detections):
+                detection["slice_position"] = slice_z[index : index + 1].float()
+        return detections, {}

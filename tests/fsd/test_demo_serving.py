@@ -38,3 +38,30 @@ def test_demo_query_against_a_live_server(tmp_path: Path, capsys: pytest.Capture
     assert len(answer["results"]) == len(files)
     printed = capsys.readouterr().out
     assert "truth" in printed and record.folder in printed
+    assert "true type" in printed  # each detection is shown beside the type of the lesion it found
+
+
+def test_the_demo_scores_its_model_on_an_unseen_synthetic_set(tmp_path: Path):
+    import json
+
+    from fsd.cli.demo import score_unseen
+    from fsd.data.dl_info import read_dl_info
+    from fsd.data.splits import task_records
+
+    config = FsdConfig.model_validate(
+        {"task": "types", "data": {"root": str(tmp_path / "data")}, "preprocess": {"spacing_mm": 2.0, "max_size": 96},
+         "bench": {"test_data": {"root": str(tmp_path / "unseen"), "synth": {"patients": 3, "size": 128, "seed": 77, "type_all": True}}}}
+    )
+    detector_config = DetectorConfig.from_config(config)
+    torch.manual_seed(0)
+    export_module(
+        build_detector(default_genotype(), detector_config), tmp_path / "export",
+        architecture=architecture_record(genotype=default_genotype()), detector_config=detector_config,
+        preprocess=config.preprocess, task="types", name="demo-test", version="0", verify_samples=1,
+    )
+    report = score_unseen(config, tmp_path / "export", tmp_path)
+    lesions = sum(len(r.lesions) for r in task_records(read_dl_info(tmp_path / "unseen" / "DL_info.csv"), "types"))  # noisy ones dropped
+    assert report is not None and report["num_lesions"] == lesions > 0
+    assert json.loads((tmp_path / "unseen_report.json").read_text())["num_lesions"] == lesions
+    assert report["type_accuracy"] is None or 0 <= report["type_accuracy"] <= 1
+    assert score_unseen(config.model_copy(update={"bench": config.bench.model_copy(update={"test_data": None})}), tmp_path / "export", tmp_path) is None

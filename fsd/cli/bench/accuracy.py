@@ -14,7 +14,9 @@ else the data set's own test split. Arms:
 - ``fsd_bn`` / ``fsd_gn`` / ``fsd_ssn`` / ``fsd_iln``: the searched genotype with another
   normalizer at the same images per step;
 - ``types_graph_off`` / ``types_graph_on``: the multi-type task, region-aware graph off and on
-  (the same losses in both).
+  (the same losses in both); ``types_graph_no_position``: graph on without region awareness
+  (no body-relative position, no slice position); ``types_graph_attached``: graph on with the
+  predicted slice position not detached before the classifier.
 
 Resumable by arm and seed: each finished cell writes ``cells/<arm>-seed<k>.json`` (its
 metrics, parameters, timing, config and command) and ``.npz`` (every test detection's
@@ -38,8 +40,9 @@ from fsd.artifacts import load_checkpoint, load_for_inference
 from fsd.cli.data_setup import ensure_data
 from fsd.config import FsdConfig
 from fsd.data.dl_info import read_dl_info
+from fsd.data.fingerprint import data_fingerprint
 from fsd.data.splits import task_records
-from fsd.data.synth import generate_dataset
+from fsd.data.synth import check_generated, generate_dataset
 from fsd.device import resolve_device
 from fsd.engine.datasets import build_dataset
 from fsd.engine.loop import TrainingError
@@ -67,6 +70,9 @@ class Arm:
     task: str = "binary"
     norm: str | None = None
     graph: bool = False
+    #: graph arms: region awareness, and whether the slice position reaches the classifier detached
+    position: bool = True
+    detach_position: bool = True
 
 
 ARMS: dict[str, Arm] = {
@@ -83,6 +89,8 @@ ARMS: dict[str, Arm] = {
         Arm("fsd_iln", "FSD searched, ILN", "searched", norm="iln"),
         Arm("types_graph_off", "FSD multi-type, graph off", "searched", task="types", graph=False),
         Arm("types_graph_on", "FSD multi-type, graph on", "searched", task="types", graph=True),
+        Arm("types_graph_no_position", "FSD multi-type, graph on without position", "searched", task="types", graph=True, position=False),
+        Arm("types_graph_attached", "FSD multi-type, graph on, position not detached", "searched", task="types", graph=True, detach_position=False),
     )
 }
 
@@ -103,7 +111,7 @@ def cell_name(arm: str, seed: int) -> str:
 
 def cell_config(arm: Arm, config: FsdConfig, seed: int) -> FsdConfig:
     model = config.model
-    graph = model.graph.model_copy(update={"enabled": arm.graph})
+    graph = model.graph.model_copy(update={"enabled": arm.graph, "position": arm.position, "detach_position": arm.detach_position})
     updates = {"norm": arm.norm or model.norm, "graph": graph}
     return config.model_copy(update={"seed": seed, "task": arm.task, "model": model.model_copy(update=updates)})
 
@@ -141,10 +149,12 @@ def test_dataset(config: FsdConfig) -> tuple[Any, str]:
     test = config.bench.test_data
     if test is None:
         return build_dataset(config, "test"), f"test split of {config.data.root}"
+    synth = test.synth
+    if synth is not None and (test.root / "DL_info.csv").is_file():
+        check_generated(test.root, synth.patients, synth.size, synth.seed, synth.type_all)
     if not (test.root / "DL_info.csv").is_file():
-        if test.synth is None:
+        if synth is None:
             raise FsdError(f"no test data at {test.root} and no bench.test_data.synth to generate it")
-        synth = test.synth
         generate_dataset(test.root, patients=synth.patients, size=synth.size, seed=synth.seed, type_all=synth.type_all)
     records = task_records(read_dl_info(test.root / "DL_info.csv"), config.task, config.data.drop_noisy)
     test_config = config.model_copy(update={"data": config.data.model_copy(update={"root": test.root, "cache": False})})
@@ -153,7 +163,7 @@ def test_dataset(config: FsdConfig) -> tuple[Any, str]:
 
 def outcomes_of(predictions: DatasetPredictions, patients: list[int], num_classes: int, iou: float) -> Outcomes:
     return Outcomes.from_predictions(
-        predictions.boxes, predictions.scores, predictions.labels, predictions.gt_boxes, predictions.gt_labels, patients, num_classes, iou
+        predictions.boxes, predictions.scores, predictions.type_scores, predictions.gt_boxes, predictions.gt_labels, patients, num_classes, iou
     )
 
 
@@ -203,6 +213,7 @@ def run_cell(arm: Arm, config: FsdConfig, seed: int, out: Path, results: Path, d
         "test_outcomes": outcomes.metrics(),
         "confusion_matrix": outcomes.confusion_matrix().tolist() if config.num_classes > 1 else None,
         "test_set": {"description": test_description, "images": len(test_set), "lesions": int(outcomes.lesions.sum()), "patients": len(set(outcomes.patient.tolist()))},
+        "data": {"train": data_fingerprint(config.data.root), "test": data_fingerprint(test_set.root)},
         "device": torch.cuda.get_device_name(target) if target.type == "cuda" else "CPU",
         "command": shlex.join(sys.argv),
         "config": config.model_dump(mode="json"),

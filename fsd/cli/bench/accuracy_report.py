@@ -24,12 +24,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from fsd.constants import LESION_TYPES
+from fsd.cli.bench.seed_level import seed_level_difference
+from fsd.cli.bench.typing_report import type_values, typing_claims, typing_differences, typing_lines
 from fsd.eval.outcomes import Outcomes
 
 FROC_GRID = np.array([0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0])
 MAIN_METRICS = ("sens@0.5", "sens@1", "sens@2", "sens@4", "sens@8", "sens@16", "mean 0.5-4", "AP50")
-TYPE_METRICS = ("mAP50 types", "type accuracy")
 REFERENCE = "fsd"
 
 
@@ -63,8 +63,7 @@ def cell_metrics(outcomes: Outcomes, weights: np.ndarray | None = None) -> dict[
     values["mean 0.5-4"] = metrics["froc_mean_0.5_4"]
     values["AP50"] = metrics["AP50"]
     if "mAP50_types" in metrics:
-        values["mAP50 types"] = metrics["mAP50_types"]
-        values["type accuracy"] = metrics["type_accuracy"]
+        values.update(type_values(metrics))
     return values
 
 
@@ -90,10 +89,16 @@ def bootstrap(cells: dict[str, list[Cell]], replicates: int, seed: int = 0) -> d
             per_cell.append({name: np.array([v[name] for v in values]) for name in values[0]})
         picks = rng.integers(0, len(arm_cells), size=(replicates, len(arm_cells)))
         result[arm] = {
-            name: np.array([np.nanmean([per_cell[c][name][r] for c in picks[r]]) for r in range(replicates)])
+            name: np.array([nan_mean([per_cell[c][name][r] for c in picks[r]]) for r in range(replicates)])
             for name in per_cell[0]
         }
     return result
+
+
+def nan_mean(values: Sequence[float]) -> float:
+    """The mean of the finite values (NaN when there is none: a type with no found lesion)."""
+    finite = [v for v in values if np.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
 
 
 def interval(values: np.ndarray) -> tuple[float, float]:
@@ -110,7 +115,7 @@ def estimates(cells: dict[str, list[Cell]], replicates: dict[str, dict[str, np.n
     for arm, arm_cells in cells.items():
         full = [cell_metrics(cell.outcomes) for cell in arm_cells]
         table[arm] = {
-            name: {"mean": float(np.nanmean([f[name] for f in full])), "ci": interval(replicates[arm][name]), "seeds": [f[name] for f in full]}
+            name: {"mean": nan_mean([f[name] for f in full]), "ci": interval(replicates[arm][name]), "seeds": [f[name] for f in full]}
             for name in full[0]
         }
     return table
@@ -167,6 +172,8 @@ def claims(
     differences: dict[str, dict[str, dict[str, Any]]],
     parameters: dict[str, float],
     missing: Mapping[str, tuple[int, int]] | None = None,
+    cells: Mapping[str, Sequence[Cell]] | None = None,
+    type_differences: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
 ) -> list[str]:
     """Each target of the method, with the numbers and whether it holds; a verdict that rests on
     an arm with fewer finished cells than planned (``missing``) says so ("so far", and which)."""
@@ -174,8 +181,9 @@ def claims(
     missing = missing or {}
 
     def verdict(holds: bool, *arms: str) -> str:
+        """"holds" or not, provisional when one of the ``arms`` the claim rests on is unfinished."""
         text = "holds" if holds else "does not hold"
-        short = [f"{arm} {missing[arm][0]} of {missing[arm][1]}" for arm in (REFERENCE, *arms) if arm in missing]
+        short = [f"{arm} {missing[arm][0]} of {missing[arm][1]}" for arm in arms if arm in missing]
         if not short:
             return f"**{text}**"
         return f"**{text} so far** (provisional: cells finished {', '.join(short)})"
@@ -186,7 +194,7 @@ def claims(
         holds = -d["mean"] >= 0.03 and -d["ci"][1] > 0 and parameters.get(REFERENCE, np.inf) <= median_random
         lines.append(
             f"- Searched FSD at least 3 points sens@4 above the mean random architecture, paired interval above 0, at no more "
-            f"parameters than the random median: {verdict(holds, 'random')} (FSD minus random: {-100 * d['mean']:+.1f} "
+            f"parameters than the random median: {verdict(holds, REFERENCE, 'random')} (FSD minus random: {-100 * d['mean']:+.1f} "
             f"[{-100 * d['ci'][1]:+.1f}, {-100 * d['ci'][0]:+.1f}] points; {parameters.get(REFERENCE, float('nan')) / 1e6:.2f} M vs "
             f"median {median_random / 1e6:.2f} M parameters)."
         )
@@ -195,7 +203,7 @@ def claims(
         ratio = parameters.get(REFERENCE, np.inf) / parameters.get("resnet50_fpn", np.nan)
         holds = -d["mean"] >= 0.03 and ratio <= 0.6
         lines.append(
-            f"- Searched FSD at least 3 points AP50 above R50-FPN with at most 60% of its parameters: {verdict(holds, 'resnet50_fpn')} "
+            f"- Searched FSD at least 3 points AP50 above R50-FPN with at most 60% of its parameters: {verdict(holds, REFERENCE, 'resnet50_fpn')} "
             f"(FSD minus R50-FPN: {-100 * d['mean']:+.1f} [{-100 * d['ci'][1]:+.1f}, {-100 * d['ci'][0]:+.1f}] points AP50; "
             f"{100 * ratio:.1f}% of its parameters)."
         )
@@ -203,26 +211,20 @@ def claims(
         gn, bn = differences["fsd_gn"]["sens@4"], differences["fsd_bn"]["sens@4"]
         holds = gn["mean"] <= 0 and bn["ci"][1] < 0
         lines.append(
-            f"- SN at least as good as GN and better than BN at 2 images per step (sens@4): {verdict(holds, 'fsd_gn', 'fsd_bn')} "
+            f"- SN at least as good as GN and better than BN at 2 images per step (sens@4): {verdict(holds, REFERENCE, 'fsd_gn', 'fsd_bn')} "
             f"(GN minus SN {_signed(gn)}, BN minus SN {_signed(bn)} points)."
         )
-    if "types_graph_on" in point and "types_graph_off" in point and "graph" in differences:
-        d = differences["graph"]["mAP50 types relative"]
-        holds = d["mean"] >= 0.10 and d["ci"][0] > 0
-        lines.append(
-            f"- Graph on at least +10% relative mAP50 over types against graph off, interval above 0: {verdict(holds, 'types_graph_off', 'types_graph_on')} "
-            f"({100 * d['mean']:+.1f}% [{100 * d['ci'][0]:+.1f}%, {100 * d['ci'][1]:+.1f}%]; "
-            f"on {_with_ci(point['types_graph_on']['mAP50 types'])}, off {_with_ci(point['types_graph_off']['mAP50 types'])})."
-        )
+    if cells is not None and type_differences:
+        lines += typing_claims(cells, point, type_differences, verdict)
     return lines
 
 
 def plot_froc_bands(cells: dict[str, list[Cell]], titles: dict[str, str], replicates: int, out: Path, seed: int = 0) -> Path:
-    """Mean FROC curve over seeds per binary arm, with the 95% bootstrap band over patients."""
+    """Mean FROC curve over seeds per arm, with the 95% bootstrap band over patients."""
     patients, counts = patient_weights(cells, min(replicates, 300), seed)
     fig, axis = plt.subplots(figsize=(8, 5.5))
     cmap = plt.get_cmap("tab10")
-    for index, (arm, arm_cells) in enumerate(a for a in cells.items() if a[1][0].record["task"] == "binary"):
+    for index, (arm, arm_cells) in enumerate(cells.items()):
         curves = np.array([cell.outcomes.sensitivity_curve(FROC_GRID) for cell in arm_cells]).mean(axis=0)
         replicate_curves = []
         for row in counts:
@@ -248,7 +250,7 @@ def plot_froc_bands(cells: dict[str, list[Cell]], titles: dict[str, str], replic
 
 def plot_differences(differences: dict[str, dict[str, dict[str, Any]]], titles: dict[str, str], out: Path) -> Path:
     """Forest plot: every arm minus the searched FSD, sens@4 and AP50, with paired 95% intervals."""
-    arms = [a for a in differences if a != "graph"]
+    arms = list(differences)
     fig, axes = plt.subplots(1, 2, figsize=(11, 0.45 * len(arms) + 1.8), sharey=True)
     for axis, metric in zip(axes, ("sens@4", "AP50")):
         for row, arm in enumerate(arms):
@@ -284,16 +286,12 @@ def summarize(
         for arm in cells:
             if arm != REFERENCE and cells[arm][0].record["task"] == "binary":
                 differences[arm] = {m: paired_difference(samples, point, arm, REFERENCE, m) for m in ("sens@4", "mean 0.5-4", "AP50")}
-    if "types_graph_on" in cells and "types_graph_off" in cells:
-        on, off = samples["types_graph_on"]["mAP50 types"], samples["types_graph_off"]["mAP50 types"]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            relative_point = float(np.float64(point["types_graph_on"]["mAP50 types"]["mean"]) / point["types_graph_off"]["mAP50 types"]["mean"] - 1)
-            relative = on / off - 1
-        differences["graph"] = {
-            "mAP50 types relative": {"mean": relative_point, "ci": interval(relative)},
-            "mAP50 types": paired_difference(samples, point, "types_graph_on", "types_graph_off", "mAP50 types"),
-            "type accuracy": paired_difference(samples, point, "types_graph_on", "types_graph_off", "type accuracy"),
-        }
+                for metric, entry in differences[arm].items():
+                    entry["seed_level"] = seed_level_difference(
+                        {c.record["seed"]: cell_metrics(c.outcomes)[metric] for c in cells[arm]},
+                        {c.record["seed"]: cell_metrics(c.outcomes)[metric] for c in cells[REFERENCE]},
+                    )
+    type_differences = typing_differences(cells, samples, point, lambda cell: cell_metrics(cell.outcomes))
     parameters = {arm: float(np.mean([c.record["parameters"] for c in arm_cells])) for arm, arm_cells in cells.items()}
     if "random" in cells:
         parameters["random_median"] = float(np.median([c.record["parameters"] for c in cells["random"]]))
@@ -301,22 +299,22 @@ def summarize(
     test_set = any_cell["test_set"]
     lines = [
         f"Test set: {test_set['description']}: {test_set['images']} key slices, {test_set['lesions']} lesions, "
-        f"{test_set['patients']} patients (binary arms). Device: {any_cell['device']}. Intervals: 95% bootstrap over test "
-        f"patients and seeds ({replicates} replicates). Sensitivities and AP in %.",
+        f"{test_set['patients']} patients. Device: {any_cell['device']}. Intervals: 95% bootstrap over test "
+        f"patients and seeds ({replicates} replicates). Sensitivities and AP in %; multi-type arms are scored "
+        f"class-agnostically in this table.",
         "",
-        "| arm | seeds | params (M) | GFLOPs | " + " | ".join(MAIN_METRICS) + " | Δ sens@4 vs FSD | Δ AP50 vs FSD | train min |",
-        "|" + " --- |" * (len(MAIN_METRICS) + 7),
+        "| arm | seeds | params (M) | GFLOPs | " + " | ".join(MAIN_METRICS) + " | Δ sens@4 vs FSD | Δ AP50 vs FSD | Δ sens@4 vs FSD, seed-level t | train min |",
+        "|" + " --- |" * (len(MAIN_METRICS) + 8),
     ]
     for arm, arm_cells in cells.items():
-        if arm_cells[0].record["task"] != "binary":
-            continue
         row = point[arm]
         delta = differences.get(arm, {})
         minutes = np.mean([c.record["train_seconds"] for c in arm_cells]) / 60
         lines.append(
             f"| {titles[arm]} | {len(arm_cells)} | {parameters[arm] / 1e6:.2f} | {np.mean([c.record['gflops'] for c in arm_cells]):.1f} | "
             + " | ".join(_with_ci(row[m]) if m in ("sens@4", "mean 0.5-4", "AP50") else _pct(row[m]["mean"]) for m in MAIN_METRICS)
-            + f" | {_signed(delta['sens@4']) if delta else '-'} | {_signed(delta['AP50']) if delta else '-'} | {minutes:.1f} |"
+            + f" | {_signed(delta['sens@4']) if delta else '-'} | {_signed(delta['AP50']) if delta else '-'} | "
+            + f"{_signed(delta['sens@4']['seed_level']) if delta and delta['sens@4'].get('seed_level') else '-'} | {minutes:.1f} |"
         )
     if "random" in cells:
         best = best_on_val(cells["random"])
@@ -324,17 +322,7 @@ def summarize(
         lines += ["", f"Random architectures: the best on val (seed {best.record['seed']}, {best.record['parameters'] / 1e6:.2f} M parameters) scores "
                   f"sens@4 {_pct(metrics['sens@4'])}, AP50 {_pct(metrics['AP50'])} on the test set; per genotype sens@4: "
                   + ", ".join(_pct(cell_metrics(c.outcomes)["sens@4"]) for c in cells["random"]) + "."]
-    type_arms = [arm for arm in cells if cells[arm][0].record["task"] == "types"]
-    if type_arms:
-        lines += ["", "Multi-type task:", "", "| arm | seeds | " + " | ".join(TYPE_METRICS) + " | sens@4 | AP50 |", "|" + " --- |" * 6]
-        for arm in type_arms:
-            row = point[arm]
-            lines.append(f"| {titles[arm]} | {len(cells[arm])} | " + " | ".join(_with_ci(row[m]) for m in TYPE_METRICS) + f" | {_with_ci(row['sens@4'])} | {_with_ci(row['AP50'])} |")
-        for arm in type_arms:
-            matrix = np.sum([np.array(c.record["confusion_matrix"]) for c in cells[arm]], axis=0)
-            lines += ["", f"Confusion matrix, {titles[arm]} (rows: true type, columns: type of the lesion's best detection, all seeds):", "",
-                      "| | " + " | ".join(LESION_TYPES) + " |", "|" + " --- |" * (len(LESION_TYPES) + 1)]
-            lines += [f"| {name} | " + " | ".join(str(v) for v in matrix[i]) + " |" for i, name in enumerate(LESION_TYPES)]
+    lines += typing_lines(cells, point, type_differences, titles)
     recalibrated = [c for arm in cells.values() for c in arm if c.record.get("val_before_recalibration")]
     if recalibrated:
         lines += ["", "Recomputed BN statistics (val split, best epoch; mean over seeds):", "", "| arm | val mean 0.5-4 before | after | mean importance IN/LN/BN (means) |", "| --- | --- | --- | --- |"]
@@ -365,12 +353,14 @@ def summarize(
         if missing:
             progress += " (missing: " + ", ".join(f"{arm} {done} of {count}" for arm, (done, count) in missing.items()) + "); the same command resumes the rest"
         lines += ["", progress + "."]
-    lines += ["", "Claims:", ""] + claims(point, differences, parameters, missing)
+    lines += ["", "Claims:", ""] + claims(point, differences, parameters, missing, cells, type_differences)
     if command:
         lines += ["", f"Command: `{command}`"]
     markdown = "\n".join(lines) + "\n"
     (results / "accuracy.md").write_text(markdown)
-    (results / "accuracy.json").write_text(json.dumps({"estimates": point, "differences": differences, "parameters": parameters}, indent=2, default=float) + "\n")
+    (results / "accuracy.json").write_text(
+        json.dumps({"estimates": point, "differences": differences, "type_differences": type_differences, "parameters": parameters}, indent=2, default=float) + "\n"
+    )
     plot_froc_bands(cells, titles, replicates, results / "froc_bands.png")
     if differences:
         plot_differences(differences, titles, results / "differences.png")

@@ -31,7 +31,7 @@ def accuracy_command(
     config: Annotated[Path, typer.Option("--config", "-c")] = Path("configs/bench_cpu.yaml"),
     out: Annotated[Path, typer.Option("--out", "-o", help="Run directories (checkpoints; not for committing).")] = Path("runs/bench_accuracy"),
     results: Annotated[Optional[Path], typer.Option("--results", help="Small result files per cell, the table and figures (default: OUT/results).")] = None,
-    arms: Annotated[Optional[str], typer.Option("--arms", help="Comma-separated subset of arms (default: all).")] = None,
+    arms: Annotated[Optional[str], typer.Option("--arms", help="Comma-separated subset of arms (default: the config's bench.arms, else all).")] = None,
     device: Annotated[str, typer.Option("--device")] = "auto",
     summary_only: Annotated[bool, typer.Option("--summary-only", help="Only rebuild the table and figures from finished cells.")] = False,
     overrides: Annotated[Optional[list[str]], typer.Option("--set", help="Config override key=value (repeatable).")] = None,
@@ -46,7 +46,7 @@ def accuracy_command(
 
     loaded = load_config(config, overrides)
     results_dir = results or out / "results"
-    chosen = [a.strip() for a in arms.split(",")] if arms else list(ARMS)
+    chosen = [a.strip() for a in arms.split(",")] if arms else list(loaded.bench.arms or ARMS)
     if not summary_only:
         run_accuracy_benchmark(loaded, out, results_dir, chosen, device)
     planned = {name: len(arm_seeds(ARMS[name], loaded)) for name in chosen if name in ARMS}

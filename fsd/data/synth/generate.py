@@ -30,7 +30,8 @@ from fsd.io.png import write_deeplesion_png
 from fsd.progress import progress_bar
 
 MARKER = "synth_info.json"
-GENERATOR_VERSION = 1
+#: bumped whenever the same arguments would write different data (2: body-anchored z)
+GENERATOR_VERSION = 2
 SPLIT_NAMES = {1: "train", 2: "val", 3: "test"}
 _OUTPUTS = ("Images_png", "dicom", "DL_info.csv", MARKER)
 
@@ -83,6 +84,30 @@ def check_arguments(out: Path, patients: int, size: int, seed: int) -> None:
         raise DataError(
             f"output directory {out} is not empty and was not written by `fsd data synth`; "
             "choose a new or empty directory"
+        )
+
+
+def check_generated(root: Path, patients: int, size: int, seed: int, type_all: bool) -> None:
+    """Raise DataError when ``root`` holds a synthetic set made by another generator version or
+    with other arguments than these (the data a config asks for is not the data it would get)."""
+    marker = root / MARKER
+    if not marker.is_file():
+        return
+    try:
+        info = json.loads(marker.read_text())
+        made = info["arguments"]
+        version = info.get("version")
+    except (ValueError, KeyError, TypeError):
+        raise DataError(f"{marker} is unreadable; delete {root} to generate the data again") from None
+    wanted = {"patients": patients, "size": size, "seed": seed, "type_all": type_all}
+    differ = {key: (made.get(key), value) for key, value in wanted.items() if made.get(key) != value}
+    if version != GENERATOR_VERSION or differ:
+        details = [f"{key} {old!r} (asked {new!r})" for key, (old, new) in differ.items()]
+        if version != GENERATOR_VERSION:
+            details.insert(0, f"generator version {version!r} (this code writes {GENERATOR_VERSION})")
+        raise DataError(
+            f"{root} holds synthetic data made with other settings: {', '.join(details)}; delete {root} "
+            f"to generate it again with the configured settings, or point data.root elsewhere"
         )
 
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fsd.data.synth.anatomy import Anatomy
+from fsd.data.synth.body_position import body_position
 from fsd.data.synth.geometry import polygon_of
 from fsd.data.synth.lesions import BONE, LUNG, TYPE_WEIGHTS, Lesion, type_depth_range
 from fsd.data.synth.patient import PatientPlan, SeriesPlan
@@ -29,7 +31,7 @@ class MeasuredLesion:
 
     lesion: Lesion
     recist: Recist
-    location: tuple[float, float, float]  # normalized x, y (body box) and z (scanned extent)
+    location: tuple[float, float, float]  # normalized x, y (body box) and z (body position, anatomy-anchored)
 
 
 @dataclass(frozen=True)
@@ -75,18 +77,17 @@ def _measure(lesion: Lesion, key_depth: float, series: SeriesPlan) -> Recist:
     return measure(polygon)
 
 
-def _location(
-    lesion: Lesion, key: KeySliceCanvas, depth: float, extent: tuple[float, float]
-) -> tuple[float, float, float]:
-    """Lesion centre relative to the body's box on the key slice (x, y) and to the z range the
-    patient's series cover (z), each in [0, 1]."""
+def _location(lesion: Lesion, key: KeySliceCanvas, depth: float, anatomy: Anatomy) -> tuple[float, float, float]:
+    """Lesion centre relative to the body's box on the key slice (x, y) and the key slice's body
+    position (z, anchored to anatomy as DeepLesion's body-part regression is:
+    :mod:`fsd.data.synth.body_position`), each in [0, 1]."""
     grid = key.canvas.grid
     body = ~key.canvas.region_mask(NOT_BODY)
     rows = np.flatnonzero(body.any(axis=1))
     cols = np.flatnonzero(body.any(axis=0))
     x = (float(grid.to_px(lesion.outline.cx)) - cols[0]) / max(cols[-1] - cols[0], 1)
     y = (float(grid.to_px(lesion.outline.cy)) - rows[0]) / max(rows[-1] - rows[0], 1)
-    z = (depth - extent[0]) / max(extent[1] - extent[0], 1e-6)
+    z = body_position(anatomy, depth)
     return tuple(float(np.clip(v, 0.0, 1.0)) for v in (x, y, z))  # type: ignore[return-value]
 
 
@@ -143,7 +144,6 @@ def plan_key_slices(
     placed: list[Lesion] = []
     key_depths: list[float] = []
     keys: list[KeySlice] = []
-    extent = patient.scanned_extent
     for number in range(wanted):
         primary = _sample_type(rng, types)
         attempts = _ATTEMPTS * (8 if required and number == 0 else 1)
@@ -157,7 +157,7 @@ def plan_key_slices(
             depth = series.depth_of(index)
             measured = tuple(
                 MeasuredLesion(
-                    lesion, _measure(lesion, depth, series), _location(lesion, canvas, depth, extent)
+                    lesion, _measure(lesion, depth, series), _location(lesion, canvas, depth, patient.anatomy)
                 )
                 for lesion in lesions
             )

@@ -77,11 +77,6 @@ class PatientPlan:
     anatomy: Anatomy
     series: tuple[SeriesPlan, ...]
 
-    @property
-    def scanned_extent(self) -> tuple[float, float]:
-        """Shallowest and deepest depth covered by any of the patient's series."""
-        return min(s.first_depth for s in self.series), max(s.last_depth for s in self.series)
-
 
 def _coverage(anatomy: Anatomy, name: str, rng: np.random.Generator) -> tuple[float, float]:
     lm = anatomy.landmarks

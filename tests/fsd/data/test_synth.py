@@ -325,3 +325,23 @@ def test_reader_accepts_the_generated_csv(dataset: Path, rows: list[dict[str, st
         for lesion in record.lesions:
             x1, y1, x2, y2 = lesion.box
             assert 0 <= x1 < x2 <= SIZE - 1 and 0 <= y1 < y2 <= SIZE - 1
+
+
+def test_a_folder_made_with_other_settings_or_an_older_generator_is_refused(dataset: Path, tmp_path: Path) -> None:
+    from fsd.cli.data_setup import ensure_data
+    from fsd.config import FsdConfig
+    from fsd.data.synth import check_generated
+
+    check_generated(dataset, PATIENTS, SIZE, SEED, False)  # what it was made with
+    with pytest.raises(DataError, match=r"patients 3 \(asked 4\).*delete"):
+        check_generated(dataset, 4, SIZE, SEED, False)
+    config = FsdConfig.model_validate({"data": {"root": dataset, "synth": {"patients": PATIENTS, "size": SIZE, "seed": SEED + 1, "type_all": False}}})
+    with pytest.raises(DataError, match=r"seed 5 \(asked 6\)"):
+        ensure_data(config, device="cpu", progress=False)
+    old = tmp_path / "old"
+    old.mkdir()
+    marker = json.loads((dataset / "synth_info.json").read_text())
+    marker["version"] = 1
+    (old / "synth_info.json").write_text(json.dumps(marker))
+    with pytest.raises(DataError, match="generator version 1"):
+        check_generated(old, PATIENTS, SIZE, SEED, False)

@@ -55,12 +55,17 @@ def test_no_detections_give_zero():
     assert metrics == {"AP": 0.0, "AP50": 0.0, "AP75": 0.0}
 
 
+def certain(labels, num_classes):
+    """Type scores of detections that are sure of their type."""
+    return [np.eye(num_classes)[np.asarray(image, dtype=int) - 1].reshape(-1, num_classes) for image in labels]
+
+
 def test_per_type_ap_and_its_mean_over_present_types():
     # type a: found with the right label; type b: found but labelled c; type c: no ground truth.
     labels = [np.array([1, 2]), np.zeros(0, dtype=int), np.array([1])]
     pred_labels = [np.array([1, 3]), np.zeros(0, dtype=int), np.array([1])]
     metrics = coco_metrics(
-        with_scores(LESIONS), LESIONS, labels, pred_labels, num_classes=3, class_names=["a", "b", "c"]
+        with_scores(LESIONS), LESIONS, labels, certain(pred_labels, 3), num_classes=3, class_names=["a", "b", "c"]
     )
     assert metrics["AP"] == 1.0  # class-agnostic: labels ignored
     assert metrics["per_type_AP"]["a"] == pytest.approx(1.0)
@@ -71,9 +76,38 @@ def test_per_type_ap_and_its_mean_over_present_types():
     assert metrics["mAP50_types"] == pytest.approx(0.5)
 
 
+def test_every_detection_counts_for_every_type_by_its_type_probability():
+    # one lesion of type b and one of type a; the detection of the b lesion says a (0.6) rather
+    # than b (0.4). Ranked only under its argmax type it would never count for b; scored
+    # P(lesion) x P(b | lesion) it is the only candidate for b, so b's AP is 1.
+    lesions = [np.array([[10.0, 10, 30, 30]]), np.array([[40.0, 40, 60, 60]])]
+    predictions = [np.array([[10.0, 10, 30, 30, 0.9]]), np.array([[40.0, 40, 60, 60, 0.8]])]
+    labels = [np.array([2]), np.array([1])]
+    type_scores = [np.array([[0.6, 0.4]]), np.array([[1.0, 0.0]])]
+    metrics = coco_metrics(predictions, lesions, labels, type_scores, num_classes=2, class_names=["a", "b"])
+    assert metrics["per_type_AP50"]["b"] == pytest.approx(1.0)
+    # for type a the a lesion's detection (.8 x 1.0) ranks above the b lesion's (.9 x .6 = .54),
+    # so the a lesion is found first and the false a comes after it: AP 1
+    assert metrics["per_type_AP50"]["a"] == pytest.approx(1.0)
+    # sure of the wrong type: nothing counts for b
+    sure = coco_metrics(predictions, lesions, labels, certain([[1], [1]], 2), num_classes=2, class_names=["a", "b"])
+    assert sure["per_type_AP50"]["b"] == pytest.approx(0.0)
+
+
+def test_a_confident_wrong_type_ranks_below_a_right_one():
+    # two lesions of type a; the first detection (0.9) thinks b (P(a) 0.2), the second (0.5) a (0.9):
+    # for type a the second ranks first (.45 > .18) and precision stays 1
+    lesions = [np.array([[10.0, 10, 30, 30], [40.0, 40, 60, 60]])]
+    predictions = [np.array([[10.0, 10, 30, 30, 0.9], [40.0, 40, 60, 60, 0.5]])]
+    type_scores = [np.array([[0.2, 0.8], [0.9, 0.1]])]
+    metrics = coco_metrics(predictions, lesions, [np.array([1, 1])], type_scores, num_classes=2, class_names=["a", "b"])
+    assert metrics["per_type_AP50"]["a"] == pytest.approx(1.0)
+    assert math.isnan(metrics["per_type_AP50"]["b"])
+
+
 def test_eight_types_are_named_after_deeplesion_lesion_types():
     labels = [np.array([4, 5]), np.zeros(0, dtype=int), np.array([8])]
-    metrics = coco_metrics(with_scores(LESIONS), LESIONS, labels, labels, num_classes=8)
+    metrics = coco_metrics(with_scores(LESIONS), LESIONS, labels, certain(labels, 8), num_classes=8)
     assert list(metrics["per_type_AP"]) == list(LESION_TYPES)
     assert metrics["per_type_AP"]["liver"] == pytest.approx(1.0)
     assert metrics["per_type_AP"]["pelvis"] == pytest.approx(1.0)
@@ -83,12 +117,23 @@ def test_eight_types_are_named_after_deeplesion_lesion_types():
 
 def test_labels_outside_the_classes_are_refused():
     labels = [np.array([-1, 1]), np.zeros(0, dtype=int), np.array([1])]
+    scores = certain([np.array([1, 1]), np.zeros(0, dtype=int), np.array([1])], 2)
     with pytest.raises(EvaluationInputError, match="must lie in 1..2"):
-        coco_metrics(with_scores(LESIONS), LESIONS, labels, labels, num_classes=2)
-    with pytest.raises(EvaluationInputError, match="pred_labels"):
+        coco_metrics(with_scores(LESIONS), LESIONS, labels, scores, num_classes=2)
+    with pytest.raises(EvaluationInputError, match="type_scores"):
         coco_metrics(with_scores(LESIONS), LESIONS, labels, None, num_classes=2)
     with pytest.raises(EvaluationInputError, match="distinct names"):
-        coco_metrics(with_scores(LESIONS), LESIONS, labels, labels, num_classes=2, class_names=["x"])
+        coco_metrics(with_scores(LESIONS), LESIONS, labels, scores, num_classes=2, class_names=["x"])
+
+
+def test_type_scores_must_be_probabilities_one_row_per_detection():
+    labels = [np.array([1, 1]), np.zeros(0, dtype=int), np.array([1])]
+    wrong_rows = [np.ones((1, 2)) * 0.5, np.zeros((0, 2)), np.ones((1, 2)) * 0.5]
+    with pytest.raises(EvaluationInputError, match="one row per detection"):
+        coco_metrics(with_scores(LESIONS), LESIONS, labels, wrong_rows, num_classes=2)
+    above_one = [np.full((2, 2), 1.5), np.zeros((0, 2)), np.full((1, 2), 0.5)]
+    with pytest.raises(EvaluationInputError, match="probabilities"):
+        coco_metrics(with_scores(LESIONS), LESIONS, labels, above_one, num_classes=2)
 
 
 def test_ground_truth_without_lesions_is_refused():

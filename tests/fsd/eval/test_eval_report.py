@@ -34,6 +34,9 @@ KEYS = [
     "per_type_AP50",
     "mAP_types",
     "mAP50_types",
+    "type_accuracy",
+    "type_recall",
+    "confusion_matrix",
     "sensitivity_by_size",
     "sensitivity_by_size_fp_per_image",
 ]
@@ -70,7 +73,7 @@ def test_multi_type_report_with_sizes_uses_none_for_undefined_values():
         PREDICTIONS,
         LESIONS,
         labels=labels,
-        pred_labels=pred_labels,
+        type_scores=[np.eye(3)[image - 1] for image in pred_labels],
         sizes_mm=[np.array([8.0, 16.0]), np.array([3.2]), np.zeros(0)],
         num_classes=3,
         class_names=["liver", "lung", "kidney"],
@@ -89,6 +92,10 @@ def test_multi_type_report_with_sizes_uses_none_for_undefined_values():
     assert report["per_type_AP"]["kidney"] is None
     assert report["mAP_types"] == pytest.approx((liver + 0.7) / 2)
     assert report["mAP50_types"] == pytest.approx((liver + 1.0) / 2)
+    # every found lesion's best detection names its type; no kidney lesion to find
+    assert report["type_accuracy"] == 1.0
+    assert report["type_recall"] == {"liver": 1.0, "lung": 1.0, "kidney": None}
+    assert report["confusion_matrix"] == [[2, 0, 0], [0, 1, 0], [0, 0, 0]]
     # at 4 FP/image everything is found; there is no lesion of 30 mm or more
     assert report["sensitivity_by_size"] == {"<10mm": 1.0, "10-30mm": 1.0, ">=30mm": None}
     assert report["sensitivity_by_size_fp_per_image"] == 4.0

@@ -57,7 +57,7 @@ def test_an_untrained_graph_passes_features_through_and_boxes_come_from_pre_grap
     graph = RegionAwareGraph(dim=16, hidden=8)
     features = torch.randn(6, 16)
     proposals = [_proposals(3, 1), _proposals(3, 2)]
-    enhanced, _ = graph(features, proposals, features, proposals, BODIES, SLICE_Z)
+    enhanced, _, _ = graph(features, proposals, features, proposals, BODIES, SLICE_Z)
     assert torch.equal(enhanced, features), "every residual branch starts at zero"
     predictor = GraphBoxPredictor(in_features=16, num_classes=8, hidden=8)
     _, deltas, _ = _predict(_trained(predictor), features, proposals)
@@ -69,10 +69,10 @@ def test_proposals_of_one_image_do_not_affect_another():
     graph = _trained(RegionAwareGraph(dim=16, hidden=8))
     features = torch.randn(6, 16)
     proposals = [_proposals(3, 1), _proposals(3, 2)]
-    first, _ = graph(features, proposals, features, proposals, BODIES, SLICE_Z)
+    first, _, _ = graph(features, proposals, features, proposals, BODIES, SLICE_Z)
     changed = features.clone()
     changed[3:] = torch.randn(3, 16)
-    second, _ = graph(changed, proposals, changed, proposals, BODIES, SLICE_Z)
+    second, _, _ = graph(changed, proposals, changed, proposals, BODIES, SLICE_Z)
     assert torch.allclose(first[:3], second[:3])
     assert not torch.allclose(first[3:], second[3:])
 
@@ -85,12 +85,12 @@ def test_messages_come_from_the_context_set():
     query_box = [_proposals(1, 4)]
     context = torch.randn(4, 16)
     boxes = [_proposals(4, 3)]
-    with_context, _ = graph(query, query_box, context, boxes, body, z)
-    other_context, _ = graph(query, query_box, torch.randn(4, 16), boxes, body, z)
+    with_context, _, _ = graph(query, query_box, context, boxes, body, z)
+    other_context, _, _ = graph(query, query_box, torch.randn(4, 16), boxes, body, z)
     assert not torch.allclose(with_context, other_context)
     # the same RoI among a test-time proposal set gets what it gets when training attends to that set
-    together, _ = graph(context, boxes, context, boxes, body, z)
-    alone, _ = graph(context[:1], [boxes[0][:1]], context, boxes, body, z)
+    together, _, _ = graph(context, boxes, context, boxes, body, z)
+    alone, _, _ = graph(context[:1], [boxes[0][:1]], context, boxes, body, z)
     assert torch.allclose(together[:1], alone, atol=1e-6)
 
 
@@ -187,3 +187,16 @@ def test_the_separable_square_maximum_equals_the_square_pooling():
     x = (torch.rand(2, 1, 37, 41, generator=torch.Generator().manual_seed(0)) > 0.7).float()
     for size in (3, 7, 11):
         assert torch.equal(square_max(x, size), F.max_pool2d(x, size, 1, size // 2))
+
+
+def test_the_graph_changes_the_type_of_a_roi_not_whether_it_is_a_lesion():
+    torch.manual_seed(0)
+    predictor = _trained(GraphBoxPredictor(in_features=16, num_classes=8, hidden=8)).eval()
+    features = torch.randn(6, 16)
+    proposals = [_proposals(3, 1), _proposals(3, 2)]
+    logits, _, _ = predictor(features, proposals, features, proposals, BODIES, SLICE_Z)
+    moved, _, _ = predictor(features, proposals, torch.randn(6, 16), proposals, BODIES, torch.tensor([0.9, 0.1]))
+    background = torch.softmax(logits, dim=1)[:, 0]
+    assert torch.allclose(torch.softmax(moved, dim=1)[:, 0], background, atol=1e-6)
+    assert not torch.allclose(torch.softmax(moved, dim=1)[:, 1:], torch.softmax(logits, dim=1)[:, 1:], atol=1e-4)
+    assert torch.allclose(torch.softmax(logits, dim=1).sum(dim=1), torch.ones(6), atol=1e-5)
