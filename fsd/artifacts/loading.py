@@ -78,6 +78,8 @@ class InferenceModel:
 def export_directory(path: str | Path) -> Path:
     """The export directory ``path`` names (the directory itself, or the one holding model.ts)."""
     path = Path(path)
+    if not path.exists():
+        raise ArtifactError(f"{path} does not exist (expected an exported model directory; run `fsd export`)")
     directory = path if path.is_dir() else path.parent
     if not (directory / MODEL_FILE).is_file() or not (directory / CARD_FILE).is_file():
         raise ArtifactError(f"{directory} is not an exported model (needs {MODEL_FILE} and {CARD_FILE}; run `fsd export`)")

@@ -67,7 +67,8 @@ def _ints(text: str) -> list[int]:
 
 @app.command("speed")
 def speed_command(
-    model: Annotated[Optional[Path], typer.Option("--model", "-m", help="Exported model directory (default: the default genotype).")] = None,
+    model: Annotated[Optional[Path], typer.Option("--model", "-m", help="Exported model directory or training checkpoint (default: the default genotype).")] = None,
+    compare: Annotated[Optional[list[Path]], typer.Option("--compare", help="Another FSD model (export directory or checkpoint) timed in the same run, e.g. the same genotype without the graph; repeatable.")] = None,
     size: Annotated[Optional[int], typer.Option("--size", min=64, help="Square input side (default 512 on GPU, 256 on CPU).")] = None,
     batches: Annotated[Optional[str], typer.Option("--batches", help="Comma-separated batch sizes (default 1,8,16,32,64 on GPU, 1,2 on CPU).")] = None,
     precisions: Annotated[Optional[str], typer.Option("--precisions", help="fp32,bf16,fp16 (default fp32,bf16 on GPU, fp32 on CPU).")] = None,
@@ -92,7 +93,9 @@ def speed_command(
         TorchvisionBaseline,
         benchmark_model,
         load_fsd_module,
+        model_label,
         profile_model,
+        relative_markdown,
         rows_as_dicts,
         speed_markdown,
     )
@@ -113,13 +116,19 @@ def speed_command(
     if gpu:
         torch.backends.cudnn.benchmark = True
     fsd_module, channels = load_fsd_module(model, side)
-    rows = benchmark_model("FSD", fsd_module, target, side, channels, batch_sizes, chosen_precisions, chosen_modes, warmup, repeats or (30 if gpu else 3))
+    reference = "FSD" if not compare or model is None else f"FSD {model_label(model)}"
+    rows = benchmark_model(reference, fsd_module, target, side, channels, batch_sizes, chosen_precisions, chosen_modes, warmup, repeats or (30 if gpu else 3))
+    for other in compare or []:
+        other_module, other_channels = load_fsd_module(other, side)
+        rows += benchmark_model(f"FSD {model_label(other)}", other_module, target, side, other_channels, batch_sizes, chosen_precisions, chosen_modes, warmup, repeats or (30 if gpu else 3))
     if baseline:
         torch.manual_seed(0)
         rows += benchmark_model("R50-FPN (torchvision)", TorchvisionBaseline(side), target, side, 3, batch_sizes, chosen_precisions, chosen_modes, warmup, repeats or (30 if gpu else 3))
     name = torch.cuda.get_device_name(target) if gpu else "CPU"
     cpu = None if gpu else cpu_description()
     table = speed_markdown(rows, name if cpu is None else f"{name}: {cpu}", side)
+    if compare:
+        table += "\n\n" + relative_markdown(rows, reference)
     stages: dict[str, dict[str, float]] = {}
     if profile:
         profiled = sorted({batch_sizes[0], batch_sizes[-1]})

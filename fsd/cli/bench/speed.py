@@ -190,6 +190,33 @@ def rows_as_dicts(rows: Sequence[SpeedRow]) -> list[dict[str, Any]]:
     return [asdict(r) for r in rows]
 
 
+def model_label(path: Path) -> str:
+    """A short name for a model given by path: an export directory's name, or the run directory
+    holding a checkpoint."""
+    return path.parent.name if path.suffix == ".pt" else path.name
+
+
+def relative_markdown(rows: Sequence[SpeedRow], reference: str) -> str:
+    """Each other model's time per image relative to ``reference`` in the same mode, precision
+    and batch: 1.15 means 15% slower than the reference."""
+    base = {(r.mode, r.precision, r.batch): r for r in rows if r.model == reference}
+    lines = [
+        f"Time per image relative to {reference} (same run, same input):",
+        "",
+        "| model | mode | precision | batch | images/s | reference images/s | time vs reference |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        ref = base.get((r.mode, r.precision, r.batch))
+        if r.model == reference or ref is None:
+            continue
+        lines.append(
+            f"| {r.model} | {r.mode} | {r.precision} | {r.batch} | {r.images_per_s:.1f} | {ref.images_per_s:.1f} | "
+            f"{ref.images_per_s / r.images_per_s:.3f}x |"
+        )
+    return "\n".join(lines)
+
+
 def load_fsd_module(model_dir: Path | None, size: int) -> tuple[nn.Module, int]:
     """The exported model's eager network or, without one, the default genotype at the
     synth_bench settings; returns (module, input channels)."""

@@ -107,3 +107,29 @@ def test_the_speed_table_names_the_cpu_and_its_threads(tmp_path: Path):
     assert torch.backends.cpu.get_cpu_capability() in described
     assert 1 <= physical_cores() <= len(usable_cpus())
     assert cpu_description(threads=3).endswith("; 3 torch thread(s)")
+
+
+def _export_types_model(directory: Path, graph: bool) -> None:
+    config = FsdConfig.model_validate({"task": "types", "preprocess": {"spacing_mm": 1.6, "max_size": 96}, "model": {"norm": "sn", "graph": {"enabled": graph, "hidden": 16}}})
+    detector_config = DetectorConfig.from_config(config)
+    torch.manual_seed(0)
+    export_module(build_detector(default_genotype(), detector_config), directory, architecture=architecture_record(genotype=default_genotype()),
+                  detector_config=detector_config, preprocess=config.preprocess, task="types", name=directory.name, version="1", metrics={}, verify_samples=1)
+
+
+def test_speed_compares_the_graph_on_and_off_in_one_run(tmp_path: Path):
+    _export_types_model(tmp_path / "graph_on", graph=True)
+    _export_types_model(tmp_path / "graph_off", graph=False)
+    command = [sys.executable, "-m", "fsd", "bench", "speed", "--model", str(tmp_path / "graph_on"), "--compare", str(tmp_path / "graph_off"),
+               "--size", "96", "--batches", "2", "--repeats", "1", "--warmup", "0", "--modes", "eager", "--no-baseline", "--no-profile",
+               "--device", "cpu", "--out", str(tmp_path / "out")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = json.loads((tmp_path / "out" / "speed.json").read_text())["rows"]
+    assert [(r["model"], r["batch"]) for r in rows] == [("FSD graph_on", 2), ("FSD graph_off", 2)]
+    table = (tmp_path / "out" / "speed.md").read_text()
+    assert "Time per image relative to FSD graph_on" in table
+    ratio = rows[0]["images_per_s"] / rows[1]["images_per_s"]
+    assert f"| FSD graph_off | eager | fp32 | 2 | {rows[1]['images_per_s']:.1f} | {rows[0]['images_per_s']:.1f} | {ratio:.3f}x |" in table
+    missing = subprocess.run([*command[:8], str(tmp_path / "absent"), *command[9:]], capture_output=True, text=True, timeout=600)
+    assert missing.returncode != 0 and "absent" in missing.stderr and "Traceback" not in missing.stderr
