@@ -208,7 +208,7 @@ def test_d_echoscu_reaches_the_node_and_strangers_are_refused(pacs):
     assert refused.returncode != 0 and "Rejected" in refused.stdout + refused.stderr
 
 
-def test_e_the_sr_passes_dsrdump_and_highdicom_reads_its_groups(pacs, slices, tmp_path):
+def test_e_the_sr_passes_dsrdump_and_highdicom_reads_its_groups(pacs, slices, tmp_path, inference_model):
     from dicomweb_client.api import DICOMwebClient
 
     datasets = fresh_study(slices)
@@ -225,9 +225,11 @@ def test_e_the_sr_passes_dsrdump_and_highdicom_reads_its_groups(pacs, slices, tm
     document = hd.sr.srread(path)
     groups = document.content.get_planar_roi_measurement_groups()
     assert groups, "the untrained test model (score threshold 0) always finds something"
+    typed = inference_model.task == "types"  # a typed model's findings also carry P(type | lesion)
     for group in groups:
         assert group.roi.GraphicType == "POLYLINE"
-        assert {measurement.name.meaning for measurement in group.get_measurements()} == {"Long axis", "Probability"}
+        measured = {measurement.name.meaning for measurement in group.get_measurements()}
+        assert measured == {"Long axis", "Probability"} | ({"Lesion type probability"} if typed else set())
         referenced = group.roi.ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID
         assert referenced in {str(ds.SOPInstanceUID) for ds in datasets}
 
