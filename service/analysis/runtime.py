@@ -7,8 +7,12 @@ Inference goes through :func:`fsd.inference.run_detector`, the same call ``fsd p
 from __future__ import annotations
 
 import asyncio
+import copy
+import io
 import logging
 import os
+import threading
+import warnings
 from collections.abc import Callable, Hashable
 from pathlib import Path
 
@@ -63,11 +67,55 @@ def load_model(model_dir: str, device: torch.device) -> InferenceModel:
     return model
 
 
+def replicate(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """An independent copy of ``module`` (same weights, its own TorchScript executor state)."""
+    if isinstance(module, torch.jit.ScriptModule):
+        buffer = io.BytesIO()
+        with warnings.catch_warnings():  # torch.jit.save's deprecation notice, once per worker otherwise
+            warnings.simplefilter("ignore", FutureWarning)
+            torch.jit.save(module, buffer)
+        buffer.seek(0)
+        return torch.jit.load(buffer, map_location=device).eval()
+    return copy.deepcopy(module).eval()
+
+
+class PerThreadModule:
+    """The model module each model worker calls: the loaded one for the first thread that asks,
+    an independent copy for every other thread, kept for that thread's life.
+
+    One TorchScript module called from several threads at once shares its graph executor, whose
+    profiling and re-specialisation are not safe to run concurrently (a run with two workers on
+    one module aborted the process); copies share nothing. Owns the copies (a few MB each)."""
+
+    def __init__(self, module: torch.nn.Module, device: torch.device) -> None:
+        self._module = module
+        self._device = device
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._handed_out = 0
+
+    def get(self) -> torch.nn.Module:
+        module: torch.nn.Module | None = getattr(self._local, "module", None)
+        if module is None:
+            with self._lock:
+                module = self._module if self._handed_out == 0 else replicate(self._module, self._device)
+                self._handed_out += 1
+            self._local.module = module
+        return module
+
+    @property
+    def threads(self) -> int:
+        """How many threads hold a module (the loaded one included)."""
+        return self._handed_out
+
+
 def make_infer(model: InferenceModel, device: torch.device) -> InferFn:
-    """One model call on a list of (C, H, W) images, detections back on the CPU."""
+    """One model call on a list of (C, H, W) images, detections back on the CPU; each calling
+    thread runs its own module (:class:`PerThreadModule`)."""
+    modules = PerThreadModule(model.module, device)
 
     def infer(images: list[torch.Tensor]) -> list[Detection]:
-        return run_detector(model.module, images, device, batch_size=max(len(images), 1))
+        return run_detector(modules.get(), images, device, batch_size=max(len(images), 1))
 
     return infer
 
@@ -96,7 +144,7 @@ class ModelRuntime:
 
     Owns the :class:`~fsd.artifacts.InferenceModel` (loaded once, by :meth:`load` at start-up, or
     given already loaded) and its device. :meth:`infer` and :meth:`bucket` are what the batcher
-    calls on its model workers (threads; TorchScript inference runs in several at once).
+    calls on its model workers (threads, each with its own copy of the module).
     """
 
     def __init__(self, model_dir: Path, device: str, model: InferenceModel | None = None) -> None:
