@@ -55,13 +55,16 @@ def measure(model: Path, files: list[str], batch: int, seconds: float, workers: 
 
     inputs = model_inputs(model, files)
     images = (inputs * batch)[:batch]
-    module = load_exported(model, "cpu").module
     workers = workers or physical_cores()
+    # one module per worker, as the server runs them: one scripted module called from two threads
+    # at once can crash the process (its graph executor is shared)
+    modules = [load_exported(model, "cpu").module for _ in range(workers)]
     done = [0] * workers
     ready = threading.Barrier(workers + 1)
     stop = [0.0]
 
     def work(index: int) -> None:
+        module = modules[index]
         if threads is not None:
             torch.set_num_threads(threads)
         with torch.no_grad():
