@@ -17,19 +17,24 @@ from fsd.models import DetectorConfig, architecture_record, build_detector, defa
 pytestmark = pytest.mark.slow
 
 
+def _export_untrained(config: FsdConfig, directory: Path) -> None:
+    """The default genotype, untrained (seed 0), exported as the typed model "demo-test"."""
+    detector_config = DetectorConfig.from_config(config)
+    torch.manual_seed(0)
+    export_module(
+        build_detector(default_genotype(), detector_config), directory,
+        architecture=architecture_record(genotype=default_genotype()), detector_config=detector_config,
+        preprocess=config.preprocess, task="types", name="demo-test", version="0", verify_samples=1,
+    )
+
+
 def test_demo_query_against_a_live_server(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     generate_dataset(tmp_path / "data", patients=4, size=128, seed=4, dicom=True, type_all=True, progress=False)
     config = FsdConfig.model_validate(
         {"task": "types", "data": {"root": str(tmp_path / "data")}, "preprocess": {"spacing_mm": 2.0, "max_size": 96},
          "model": {"roi": {"score_thresh": 0.0}}}
     )
-    detector_config = DetectorConfig.from_config(config)
-    torch.manual_seed(0)
-    export_module(
-        build_detector(default_genotype(), detector_config), tmp_path / "export",
-        architecture=architecture_record(genotype=default_genotype()), detector_config=detector_config,
-        preprocess=config.preprocess, task="types", name="demo-test", version="0", verify_samples=1,
-    )
+    _export_untrained(config, tmp_path / "export")
     record = pick_test_key_slice(config)
     files = series_files(config, record)
     assert any(f.name == f"{record.key_slice:03d}.dcm" for f in files) and len(files) >= 2
@@ -52,13 +57,7 @@ def test_the_demo_scores_its_model_on_an_unseen_synthetic_set(tmp_path: Path):
         {"task": "types", "data": {"root": str(tmp_path / "data")}, "preprocess": {"spacing_mm": 2.0, "max_size": 96},
          "bench": {"test_data": {"root": str(tmp_path / "unseen"), "synth": {"patients": 3, "size": 128, "seed": 77, "type_all": True}}}}
     )
-    detector_config = DetectorConfig.from_config(config)
-    torch.manual_seed(0)
-    export_module(
-        build_detector(default_genotype(), detector_config), tmp_path / "export",
-        architecture=architecture_record(genotype=default_genotype()), detector_config=detector_config,
-        preprocess=config.preprocess, task="types", name="demo-test", version="0", verify_samples=1,
-    )
+    _export_untrained(config, tmp_path / "export")
     report = score_unseen(config, tmp_path / "export", tmp_path)
     lesions = sum(len(r.lesions) for r in task_records(read_dl_info(tmp_path / "unseen" / "DL_info.csv"), "types"))  # noisy ones dropped
     assert report is not None and report["num_lesions"] == lesions > 0

@@ -24,6 +24,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from fsd.cli.bench.percentile_interval import percentile_interval
 from fsd.cli.bench.seed_level import seed_level_difference
 from fsd.cli.bench.typing_report import type_values, typing_claims, typing_differences, typing_lines
 from fsd.eval.outcomes import Outcomes
@@ -101,21 +102,13 @@ def nan_mean(values: Sequence[float]) -> float:
     return float(np.mean(finite)) if finite else float("nan")
 
 
-def interval(values: np.ndarray) -> tuple[float, float]:
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        return float("nan"), float("nan")
-    low, high = np.percentile(finite, [2.5, 97.5])
-    return float(low), float(high)
-
-
 def estimates(cells: dict[str, list[Cell]], replicates: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, Any]]:
     """Per arm: the mean over seeds of each metric on the whole test set, with its interval."""
     table: dict[str, dict[str, Any]] = {}
     for arm, arm_cells in cells.items():
         full = [cell_metrics(cell.outcomes) for cell in arm_cells]
         table[arm] = {
-            name: {"mean": nan_mean([f[name] for f in full]), "ci": interval(replicates[arm][name]), "seeds": [f[name] for f in full]}
+            name: {"mean": nan_mean([f[name] for f in full]), "ci": percentile_interval(replicates[arm][name]), "seeds": [f[name] for f in full]}
             for name in full[0]
         }
     return table
@@ -123,7 +116,7 @@ def estimates(cells: dict[str, list[Cell]], replicates: dict[str, dict[str, np.n
 
 def paired_difference(replicates: dict[str, dict[str, np.ndarray]], point: dict[str, dict[str, Any]], arm: str, reference: str, metric: str) -> dict[str, Any]:
     difference = replicates[arm][metric] - replicates[reference][metric]
-    return {"mean": point[arm][metric]["mean"] - point[reference][metric]["mean"], "ci": interval(difference)}
+    return {"mean": point[arm][metric]["mean"] - point[reference][metric]["mean"], "ci": percentile_interval(difference)}
 
 
 def _pct(value: float) -> str:

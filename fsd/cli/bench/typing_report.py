@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from fsd.cli.bench.percentile_interval import percentile_interval
 from fsd.cli.bench.seed_level import seed_level_difference
 from fsd.constants import LESION_TYPES
 
@@ -49,14 +50,6 @@ def type_values(metrics: Mapping[str, Any]) -> dict[str, float]:
     return values
 
 
-def _interval(values: np.ndarray) -> tuple[float, float]:
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        return float("nan"), float("nan")
-    low, high = np.percentile(finite, [2.5, 97.5])
-    return float(low), float(high)
-
-
 def typing_differences(
     cells: Mapping[str, Sequence[TypedCell]],
     samples: Mapping[str, Mapping[str, np.ndarray]],
@@ -74,7 +67,7 @@ def typing_differences(
             difference = samples[arm][metric] - samples[reference][metric]
             entry[metric] = {
                 "mean": point[arm][metric]["mean"] - point[reference][metric]["mean"],
-                "ci": _interval(difference),
+                "ci": percentile_interval(difference),
                 "seed_level": seed_level_difference(
                     {cell.record["seed"]: values(cell)[metric] for cell in cells[arm]},
                     {cell.record["seed"]: values(cell)[metric] for cell in cells[reference]},
@@ -83,7 +76,7 @@ def typing_differences(
         with np.errstate(divide="ignore", invalid="ignore"):
             relative = samples[arm]["mAP50 types"] / samples[reference]["mAP50 types"] - 1
             relative_point = float(np.float64(point[arm]["mAP50 types"]["mean"]) / point[reference]["mAP50 types"]["mean"] - 1)
-        entry["mAP50 types relative"] = {"mean": relative_point, "ci": _interval(relative)}
+        entry["mAP50 types relative"] = {"mean": relative_point, "ci": percentile_interval(relative)}
         result[arm] = entry
     return result
 
