@@ -54,9 +54,21 @@ class SynthSection(Section):
     type_all: bool = True
 
 
+class HeldOutSet(Section):
+    """A data set of its own patients, apart from the training data (generated when missing):
+    ``fsd bench``'s test set, or a validation set large enough to choose between models. Every
+    key slice of it counts."""
+
+    root: Path = Path("data/bench_test")
+    synth: SynthSection | None = SynthSection(patients=150, size=256, seed=1001, type_all=True)
+
+
 class DataSection(Section):
     root: Path = Path("data/synth")
     synth: SynthSection | None = None
+    #: a validation set of its own patients: when set, the val split (where checkpoints and
+    #: models are chosen) is every key slice of it instead of the val patients of ``root``
+    val_data: HeldOutSet | None = None
     drop_noisy: bool = True
     #: multi-type task: typed lesions are re-split by patient with these fractions and seed
     type_split: tuple[float, float, float] = (0.7, 0.15, 0.15)
@@ -268,19 +280,28 @@ class ExportSection(Section):
     atol: float = Field(1e-4, gt=0)
 
 
-class BenchTestSet(Section):
-    """A separate test set for ``fsd bench accuracy``: every key slice of it scores, so the test
-    has statistical power while the training data stays small (generated when missing)."""
+class RankingSection(Section):
+    """``fsd bench ranking``: how well the supernet's scores rank architectures of the space
+    against their stand-alone validation scores (trained with the ``train`` recipe)."""
 
-    root: Path = Path("data/bench_test")
-    synth: SynthSection | None = SynthSection(patients=150, size=256, seed=1001, type_all=True)
+    #: random architectures of the space (the random arm's genotypes: seeds 1000, 1001, ...)
+    random_genotypes: int = Field(10, ge=0)
+    #: further genotype files (e.g. earlier searches' results), named by their file name
+    genotypes: tuple[Path, ...] = ()
+    #: searches whose supernets score every architecture (their own found genotypes join the set)
+    search_seeds: tuple[int, ...] = (0,)
+    #: training seeds of every stand-alone architecture (its score is their mean)
+    train_seeds: tuple[int, ...] = (0,)
+    #: the stand-alone validation metric the supernet's scores are ranked against
+    metric: Literal["froc_mean_0.5_4", "sens@4"] = "froc_mean_0.5_4"
 
 
 class BenchSection(Section):
-    """``fsd bench accuracy``: its test set, training seeds, random genotypes and bootstrap."""
+    """``fsd bench accuracy`` and ``fsd bench ranking``: the test set, training seeds, random genotypes,
+    bootstrap and the ranking measurement."""
 
     #: None: the data set's own test split
-    test_data: BenchTestSet | None = None
+    test_data: HeldOutSet | None = None
     #: the arms ``fsd bench accuracy`` runs when ``--arms`` is not given (empty: every arm)
     arms: tuple[str, ...] = ()
     #: every arm trains once per seed (a searched arm with the genotype its seed's search found)
@@ -291,6 +312,17 @@ class BenchSection(Section):
     resnet50_seeds: int = Field(1, ge=1)
     #: bootstrap replicates over test patients (and seeds) for the intervals
     bootstrap: int = Field(1000, ge=100)
+    ranking: RankingSection = RankingSection()
+
+
+class ReproducibilitySection(Section):
+    """Bitwise-reproducible CPU runs: the same config and seed give the same weights, genotype and
+    numbers on any x86-64 machine with AVX2, whatever its core count or vector units
+    (:func:`fsd.cpu.make_cpu_reproducible`). Costs some speed on machines with wider vector units."""
+
+    #: None: torch's defaults (fastest, but results differ between machines with other core
+    #: counts or vector units); a number: this many torch threads and machine-independent kernels
+    cpu_threads: int | None = Field(None, ge=1)
 
 
 class FsdConfig(Section):
@@ -305,6 +337,7 @@ class FsdConfig(Section):
     eval: EvalSection = EvalSection()
     export: ExportSection = ExportSection()
     bench: BenchSection = BenchSection()
+    reproducibility: ReproducibilitySection = ReproducibilitySection()
 
     @property
     def num_classes(self) -> int:

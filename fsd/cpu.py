@@ -5,6 +5,13 @@ version and torch's thread count.
 Two machines with the same "2 cores" can differ in what matters to a small detector: two
 hyperthreads of one core or two cores, AVX2 or AVX-512 kernels, a vCPU shared with neighbours.
 A table without these cannot be compared with another machine's.
+
+The same differences change a run's numbers: oneDNN's convolutions pick their kernels (and the
+order they sum in) by the CPU's vector units and caches, torch's kernels dispatch by vector
+unit, MKL takes vendor-specific paths, and a reduction split over another number of threads sums
+in another order. A few training steps of the same model on this machine already end in
+different weights with 1 or 2 threads, or with oneDNN limited to AVX2; over a search, such
+differences pick another genotype. :func:`make_cpu_reproducible` removes each of them.
 """
 
 from __future__ import annotations
@@ -69,3 +76,30 @@ def cpu_description(threads: int | None = None) -> str:
         f"{model} ({vectors}); {logical} logical CPU(s) on {cores} core(s); torch kernels {dispatch}{onednn_text}; "
         f"{threads if threads is not None else torch.get_num_threads()} torch thread(s)"
     )
+
+
+#: machine-independent kernels: torch's AVX2 kernels (every x86-64 CPU since 2013 has AVX2) and
+#: MKL's conditional numerical reproducibility on its AVX2 path (the same on Intel and AMD)
+REPRODUCIBLE_KERNELS = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2,STRICT"}
+
+
+def make_cpu_reproducible(threads: int) -> str:
+    """Make this process's CPU results independent of the machine (any x86-64 CPU with AVX2):
+    ``threads`` torch threads, torch's AVX2 kernels, MKL's reproducible AVX2 path, and torch's
+    own convolutions instead of oneDNN's. Must run before the first tensor operation (torch
+    fixes its kernel dispatch then); returns the CPU description. ConfigError when the kernels
+    were already dispatched to another vector unit, so a run never believes it is reproducible
+    when it is not."""
+    from fsd.errors import ConfigError
+
+    os.environ.update(REPRODUCIBLE_KERNELS)
+    torch.backends.mkldnn.enabled = False
+    torch.set_num_threads(threads)
+    _, flags = _cpuinfo()
+    dispatch = torch.backends.cpu.get_cpu_capability()
+    if "avx2" in flags and dispatch != "AVX2":
+        raise ConfigError(
+            f"reproducibility.cpu_threads: torch already dispatches to {dispatch} kernels in this process; "
+            f"set ATEN_CPU_CAPABILITY=avx2 before starting it, or leave reproducibility off"
+        )
+    return cpu_description(threads)

@@ -23,7 +23,6 @@ evaluated, :mod:`search.selection`).
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import time
@@ -35,32 +34,23 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
 from fsd.config import FsdConfig, SpaceSection
-from fsd.data.deeplesion import DeepLesionDataset, collate_detection
+from fsd.data.deeplesion import DeepLesionDataset
 from fsd.data.splits import patient_split
 from fsd.engine.datasets import build_dataset, split_records
 from fsd.engine.distributed import DistributedContext
 from fsd.engine.loop import Batch, EpochBatches, TrainingLoop, run_loop
 from fsd.engine.metrics_log import MetricsLog
-from fsd.engine.prediction import predict_dataset, score_predictions
 from fsd.engine.recipe import Recipe
 from fsd.errors import DataError
 from fsd.models import DetectorConfig, Genotype, load_genotype
-from fsd.nn import revert_sync_switchnorm
 from fsd.progress import progress_bar
 from search.derive import derive_genotype
 from search.mixed_op import MixedOp
 from search.plots import plot_alphas
-from search.selection import (
-    Candidate,
-    Evolution,
-    evaluate_candidate,
-    log_evaluations,
-    negative_loss,
-    random_median_parameters,
-)
+from search.proxy import SupernetProxy, load_supernet
+from search.selection import Candidate, Evolution, log_evaluations, random_median_parameters
 from search.supernet import (
     architecture_parameters,
     backbone_mixed_ops,
@@ -300,25 +290,11 @@ class Searcher(TrainingLoop):
         )
         weights = mixing_weights(self.network)
         evolution = Evolution(space, retrain_config, weights["backbone"] + weights["head"], search.max_parameter_free_backbone, budget, self.config.seed)
-        supernet = revert_sync_switchnorm(copy.deepcopy(self.network)).eval()
-        mixed_ops = [m for m in supernet.modules() if isinstance(m, MixedOp)]
-        for mixed in mixed_ops:
-            mixed.draw(None, 1.0)
-        eval_settings = self.config.eval
-
-        def scorer(model: nn.Module) -> float:
-            if search.selection_metric == "loss":
-                batches = DataLoader(self.arch_set, batch_size=search.batch_size, collate_fn=collate_detection)
-                return negative_loss(model, batches, self.device)
-            predictions = predict_dataset(model.eval(), self.arch_set, self.device, eval_settings.batch_size, progress=False)
-            return float(score_predictions(predictions, self.arch_set.num_classes, eval_settings.fps, eval_settings.iou)["froc_mean_0.5_4"])
-
-        calibration = None if search.selection_metric == "loss" else (lambda: self.batches.loader(SELECTION_EPOCH))
-
+        proxy = SupernetProxy(self.network, self.config, self.arch_set, lambda: self.batches.loader(SELECTION_EPOCH), self.device)
         bar = progress_bar(total=search.population * (search.generations + 1), desc="select", disable=not self.progress)
 
         def score(candidate: Candidate) -> float:
-            value = evaluate_candidate(supernet, mixed_ops, candidate, calibration, search.selection_batches, self.device, scorer)
+            value = proxy.score(candidate)
             bar.update(1)
             return value
 
@@ -358,6 +334,18 @@ def search(config: FsdConfig, out_dir: str | Path, resume: bool = False, device:
     searcher = run_loop(lambda context: Searcher(config, out_dir, context, progress), Searcher, out_dir, resume, device)
     path = out_dir / "genotype.json"
     return SearchResult(genotype=load_genotype(path), genotype_path=path, seconds=searcher.elapsed_s)
+
+
+def supernet_proxy(run_dir: str | Path, device: torch.device) -> SupernetProxy:
+    """The proxy of a finished search run: its trained supernet scoring on its own architecture
+    set, with the calibration batches its selection used (:mod:`search.proxy`)."""
+    supernet, config = load_supernet(Path(run_dir), device)
+    weight_set, arch_set = split_weight_and_arch_sets(config)
+    search = config.search
+    batches = EpochBatches(
+        weight_set, config.train.augment, config.seed, search.batch_size, DistributedContext(rank=0, world_size=1, local_rank=0, device=device), config.data.num_workers, config.seed
+    )
+    return SupernetProxy(supernet, config, arch_set, lambda: batches.loader(SELECTION_EPOCH), device)
 
 
 def random_genotype(config: FsdConfig, seed: int) -> Genotype:

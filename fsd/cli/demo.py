@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fsd.cli.data_setup import ensure_data
+from fsd.cli.reproducible import apply_reproducibility
 from fsd.config import FsdConfig, load_config
 from fsd.constants import lesion_type_name
 from fsd.data.dl_info import KeySliceRecord
@@ -199,6 +200,7 @@ def run_demo(config_path: Path, out: Path) -> dict[str, Any]:
 
     started = time.monotonic()
     config = load_config(config_path)
+    apply_reproducibility(config)
     _stage("1/6 synthetic DeepLesion-format data (+ DICOM series)")
     ensure_demo_data(config)
     _stage("2/6 architecture search")

@@ -22,10 +22,12 @@ SetOption = Annotated[
 def search_command(config: ConfigOption, out: OutOption, resume: ResumeOption = False, device: DeviceOption = "auto", overrides: SetOption = None) -> None:
     """Differentiable architecture search; writes genotype.json and the search plots."""
     from fsd.cli.data_setup import ensure_data
+    from fsd.cli.reproducible import apply_reproducibility
     from fsd.config import load_config
     from search.loop import search
 
     loaded = load_config(config, overrides)
+    apply_reproducibility(loaded, device)
     ensure_data(loaded, device)
     result = search(loaded, out, resume=resume, device=device)
     if os.environ.get("RANK", "0") != "0":
@@ -44,6 +46,7 @@ def train_command(
 ) -> None:
     """Retrain a derived network (or a baseline) from scratch."""
     from fsd.cli.data_setup import ensure_data
+    from fsd.cli.reproducible import apply_reproducibility
     from fsd.config import load_config
     from fsd.engine.trainer import train
     from fsd.models import architecture_record, load_genotype
@@ -57,6 +60,7 @@ def train_command(
         if baseline not in BASELINES:
             raise FsdError(f"unknown baseline {baseline!r}; choose one of {', '.join(BASELINES)}")
     loaded = load_config(config, overrides)
+    apply_reproducibility(loaded, device)
     ensure_data(loaded, device)
     result = train(loaded, architecture, out, resume=resume, device=device)
     if os.environ.get("RANK", "0") != "0":

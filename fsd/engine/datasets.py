@@ -1,14 +1,16 @@
 """``build_dataset``: the one way every caller (training, search, evaluation, benchmarks) opens a
-data set: a split of the configured data, or records already chosen."""
+data set: a split of the configured data, or records already chosen. When the config names a
+validation set of its own patients (``data.val_data``), the val split is every key slice of it;
+``held_out_dataset`` opens such a set (also ``fsd bench``'s test set)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from fsd.config import FsdConfig
+from fsd.config import FsdConfig, HeldOutSet
 from fsd.data.deeplesion import DeepLesionDataset
 from fsd.data.dl_info import KeySliceRecord, read_dl_info
-from fsd.data.splits import check_split, select_records
+from fsd.data.splits import check_split, select_records, task_records
 from fsd.errors import DataError
 
 
@@ -29,6 +31,8 @@ def build_dataset(
     ``config.preprocess`` for ``config.task``; DataError when it holds no key slice."""
     if (split is None) == (records is None):
         raise ValueError("give exactly one of split or records")
+    if split == "val" and config.data.val_data is not None:
+        return held_out_dataset(config, config.data.val_data, name or "val")
     chosen = split_records(config, split) if split is not None else list(records or [])
     label = name or split or "records"
     dataset = DeepLesionDataset(
@@ -37,3 +41,14 @@ def build_dataset(
     if len(dataset) == 0:
         raise DataError(f"{config.data.root}: {label!r} of task {config.task!r} has no key slices with lesions")
     return dataset
+
+
+def held_out_dataset(config: FsdConfig, held_out: HeldOutSet, name: str) -> DeepLesionDataset:
+    """Every key slice of ``held_out`` (with the lesions the config's task uses), prepared like
+    the configured data; DataError when it is missing or holds no key slice."""
+    csv = held_out.root / "DL_info.csv"
+    if not csv.is_file():
+        raise DataError(f"no DeepLesion data at {held_out.root} (missing {csv.name}) for the {name}")
+    records = task_records(read_dl_info(csv), config.task, config.data.drop_noisy)
+    held_config = config.model_copy(update={"data": config.data.model_copy(update={"root": held_out.root, "val_data": None})})
+    return build_dataset(held_config, records=records, name=name)

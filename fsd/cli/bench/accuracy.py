@@ -11,6 +11,8 @@ else the data set's own test split. Arms:
   derivation guards, one seed each (their mean, and the best on val);
 - ``default``: the hand-written default genotype;
 - ``resnet18_fpn`` / ``resnet50_fpn``: general-purpose Faster R-CNN (BN, as usual for them);
+  ``resnet18_fpn_gn`` / ``resnet50_fpn_gn``: the same with GN, which unlike BN is stable at 2
+  images per step (the claim against the baselines is made against the best of them on val);
 - ``fsd_bn`` / ``fsd_gn`` / ``fsd_ssn`` / ``fsd_iln``: the searched genotype with another
   normalizer at the same images per step;
 - ``types_graph_off`` / ``types_graph_on``: the multi-type task, region-aware graph off and on
@@ -37,14 +39,11 @@ from typing import Any
 import torch
 
 from fsd.artifacts import load_checkpoint, load_for_inference
-from fsd.cli.data_setup import ensure_data
+from fsd.cli.data_setup import ensure_data, ensure_held_out
 from fsd.config import FsdConfig
-from fsd.data.dl_info import read_dl_info
 from fsd.data.fingerprint import data_fingerprint
-from fsd.data.splits import task_records
-from fsd.data.synth import check_generated, generate_dataset
 from fsd.device import resolve_device
-from fsd.engine.datasets import build_dataset
+from fsd.engine.datasets import build_dataset, held_out_dataset
 from fsd.engine.loop import TrainingError
 from fsd.engine.prediction import DatasetPredictions, predict_dataset, score_predictions
 from fsd.engine.trainer import train
@@ -83,6 +82,8 @@ ARMS: dict[str, Arm] = {
         Arm("default", "hand-written default genotype (SN)", "default"),
         Arm("resnet18_fpn", "Faster R-CNN R18-FPN (BN)", "resnet18_fpn", norm="bn"),
         Arm("resnet50_fpn", "Faster R-CNN R50-FPN (BN)", "resnet50_fpn", norm="bn"),
+        Arm("resnet18_fpn_gn", "Faster R-CNN R18-FPN (GN)", "resnet18_fpn", norm="gn"),
+        Arm("resnet50_fpn_gn", "Faster R-CNN R50-FPN (GN)", "resnet50_fpn", norm="gn"),
         Arm("fsd_bn", "FSD searched, BN", "searched", norm="bn"),
         Arm("fsd_gn", "FSD searched, GN", "searched", norm="gn"),
         Arm("fsd_ssn", "FSD searched, sparse SN", "searched", norm="ssn"),
@@ -149,22 +150,62 @@ def test_dataset(config: FsdConfig) -> tuple[Any, str]:
     test = config.bench.test_data
     if test is None:
         return build_dataset(config, "test"), f"test split of {config.data.root}"
-    synth = test.synth
-    if synth is not None and (test.root / "DL_info.csv").is_file():
-        check_generated(test.root, synth.patients, synth.size, synth.seed, synth.type_all)
-    if not (test.root / "DL_info.csv").is_file():
-        if synth is None:
-            raise FsdError(f"no test data at {test.root} and no bench.test_data.synth to generate it")
-        generate_dataset(test.root, patients=synth.patients, size=synth.size, seed=synth.seed, type_all=synth.type_all)
-    records = task_records(read_dl_info(test.root / "DL_info.csv"), config.task, config.data.drop_noisy)
-    test_config = config.model_copy(update={"data": config.data.model_copy(update={"root": test.root, "cache": False})})
-    return build_dataset(test_config, records=records, name="bench test set"), f"every key slice of {test.root}"
+    ensure_held_out(test, "benchmark test set")
+    return held_out_dataset(config, test, "bench test set"), f"every key slice of {test.root}"
 
 
 def outcomes_of(predictions: DatasetPredictions, patients: list[int], num_classes: int, iou: float) -> Outcomes:
     return Outcomes.from_predictions(
         predictions.boxes, predictions.scores, predictions.type_scores, predictions.gt_boxes, predictions.gt_labels, patients, num_classes, iou
     )
+
+
+@dataclass(frozen=True)
+class ScoredRun:
+    """A trained run scored on val (where choices are made) and on the test set (scores only)."""
+
+    val: dict[str, Any]
+    test: dict[str, Any]
+    outcomes: Outcomes
+    test_set: Any
+    test_description: str
+    train_seconds: float
+    #: the metrics-log record of the best periodic validation (empty when there was none)
+    best_validation: dict[str, Any]
+
+
+def train_and_score(config: FsdConfig, architecture: dict[str, Any], run: Path, device: str, progress: bool) -> ScoredRun:
+    """Train ``architecture`` into ``run`` (resuming, or skipped when finished), then score its
+    best checkpoint on val and on the test set (:func:`test_dataset`)."""
+    if not (run / "summary.json").is_file():
+        train(config, architecture, run, resume=(run / "last.pt").is_file(), device=device, progress=progress)
+    train_seconds = load_checkpoint(run / "last.pt", kind="train").elapsed_s
+    target = resolve_device(device)
+    checkpoint = run / "best.pt" if (run / "best.pt").is_file() else run / "last.pt"
+    model = load_for_inference(checkpoint, target)
+    settings = config.eval
+    val_set = build_dataset(config, "val")
+    val = score_predictions(predict_dataset(model.module, val_set, target, settings.batch_size, progress=progress), config.num_classes, settings.fps, settings.iou)
+    test_set, test_description = test_dataset(config)
+    predictions = predict_dataset(model.module, test_set, target, settings.batch_size, progress=progress)
+    test = score_predictions(predictions, config.num_classes, settings.fps, settings.iou)
+    outcomes = outcomes_of(predictions, [r.patient for r in test_set.records], config.num_classes, settings.iou)
+    validations = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if '"type": "val"' in line]
+    best = max(validations, key=lambda r: r["metrics"].get("froc_mean_0.5_4") or -1.0) if validations else {}
+    return ScoredRun(val, test, outcomes, test_set, test_description, train_seconds, best)
+
+
+def device_name(device: str) -> str:
+    target = resolve_device(device)
+    return torch.cuda.get_device_name(target) if target.type == "cuda" else "CPU"
+
+
+def data_fingerprints(config: FsdConfig, test_root: Path) -> dict[str, Any]:
+    """The fingerprints of the data a cell trained, chose and was scored on."""
+    fingerprints = {"train": data_fingerprint(config.data.root), "test": data_fingerprint(test_root)}
+    if config.data.val_data is not None:
+        fingerprints["val"] = data_fingerprint(config.data.val_data.root)
+    return fingerprints
 
 
 def run_cell(arm: Arm, config: FsdConfig, seed: int, out: Path, results: Path, device: str, progress: bool) -> Path:
@@ -178,23 +219,11 @@ def run_cell(arm: Arm, config: FsdConfig, seed: int, out: Path, results: Path, d
     config = cell_config(arm, config, seed)
     architecture = cell_architecture(arm, config, seed, out, results, device, progress)
     run = out / "runs" / name
-    if not (run / "summary.json").is_file():
-        train(config, architecture, run, resume=(run / "last.pt").is_file(), device=device, progress=progress)
-    train_seconds = load_checkpoint(run / "last.pt", kind="train").elapsed_s
-    target = resolve_device(device)
-    checkpoint = run / "best.pt" if (run / "best.pt").is_file() else run / "last.pt"
-    model = load_for_inference(checkpoint, target)
-    eval_settings = config.eval
-    val_set = build_dataset(config, "val")
-    val = score_predictions(predict_dataset(model.module, val_set, target, eval_settings.batch_size, progress=progress), config.num_classes, eval_settings.fps, eval_settings.iou)
-    test_set, test_description = test_dataset(config)
-    predictions = predict_dataset(model.module, test_set, target, eval_settings.batch_size, progress=progress)
-    test = score_predictions(predictions, config.num_classes, eval_settings.fps, eval_settings.iou)
-    outcomes = outcomes_of(predictions, [r.patient for r in test_set.records], config.num_classes, eval_settings.iou)
+    scored = train_and_score(config, architecture, run, device, progress)
+    test_set, outcomes = scored.test_set, scored.outcomes
     network = build_from_architecture(architecture, DetectorConfig.from_config(config))
     size = config.preprocess.max_size
-    validations = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if '"type": "val"' in line]
-    best_validation = max(validations, key=lambda r: r["metrics"].get("froc_mean_0.5_4") or -1.0) if validations else {}
+    best_validation = scored.best_validation
     record = {
         "arm": arm.name,
         "title": arm.title,
@@ -205,16 +234,16 @@ def run_cell(arm: Arm, config: FsdConfig, seed: int, out: Path, results: Path, d
         "architecture": architecture,
         "parameters": count_parameters(network),
         "gflops": forward_flops(network, config.preprocess.num_slices, size, size) / 1e9,
-        "train_seconds": round(train_seconds, 1),
-        "val": val,
+        "train_seconds": round(scored.train_seconds, 1),
+        "val": scored.val,
         "val_before_recalibration": best_validation.get("metrics_before_recalibration"),
         "norm_importance": best_validation.get("norm_importance"),
-        "test": test,
+        "test": scored.test,
         "test_outcomes": outcomes.metrics(),
         "confusion_matrix": outcomes.confusion_matrix().tolist() if config.num_classes > 1 else None,
-        "test_set": {"description": test_description, "images": len(test_set), "lesions": int(outcomes.lesions.sum()), "patients": len(set(outcomes.patient.tolist()))},
-        "data": {"train": data_fingerprint(config.data.root), "test": data_fingerprint(test_set.root)},
-        "device": torch.cuda.get_device_name(target) if target.type == "cuda" else "CPU",
+        "test_set": {"description": scored.test_description, "images": len(test_set), "lesions": int(outcomes.lesions.sum()), "patients": len(set(outcomes.patient.tolist()))},
+        "data": data_fingerprints(config, test_set.root),
+        "device": device_name(device),
         "command": shlex.join(sys.argv),
         "config": config.model_dump(mode="json"),
     }

@@ -1,4 +1,5 @@
-"""`fsd bench ...`: model complexity, accuracy side by side with baselines, and speed."""
+"""`fsd bench ...`: model complexity, accuracy side by side with baselines, how well the search's
+proxy ranks architectures, and speed."""
 
 from __future__ import annotations
 
@@ -42,15 +43,44 @@ def accuracy_command(
 
     from fsd.cli.bench.accuracy import ARMS, arm_seeds, run_accuracy_benchmark
     from fsd.cli.bench.accuracy_report import summarize
+    from fsd.cli.reproducible import apply_reproducibility
     from fsd.config import load_config
 
     loaded = load_config(config, overrides)
+    apply_reproducibility(loaded, device)
     results_dir = results or out / "results"
     chosen = [a.strip() for a in arms.split(",")] if arms else list(loaded.bench.arms or ARMS)
     if not summary_only:
         run_accuracy_benchmark(loaded, out, results_dir, chosen, device)
     planned = {name: len(arm_seeds(ARMS[name], loaded)) for name in chosen if name in ARMS}
     typer.echo(summarize(results_dir, loaded.bench.bootstrap, command=shlex.join(["fsd", *sys.argv[1:]]), order=list(ARMS), planned=planned))
+
+
+@app.command("ranking")
+def ranking_command(
+    config: Annotated[Path, typer.Option("--config", "-c")] = Path("configs/bench_ranking_cpu.yaml"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run directories (checkpoints; not for committing).")] = Path("runs/bench_ranking"),
+    results: Annotated[Optional[Path], typer.Option("--results", help="Small result files per architecture and search, the report and plot (default: OUT/results).")] = None,
+    device: Annotated[str, typer.Option("--device")] = "auto",
+    summary_only: Annotated[bool, typer.Option("--summary-only", help="Only rebuild the report from finished result files.")] = False,
+    overrides: Annotated[Optional[list[str]], typer.Option("--set", help="Config override key=value (repeatable).")] = None,
+) -> None:
+    """How well the supernet ranks architectures of its space: each trained stand-alone (resumable by
+    architecture), scored by each search's supernet, Kendall's tau with its interval."""
+    import shlex
+    import sys
+
+    from fsd.cli.bench.ranking import run_ranking_benchmark
+    from fsd.cli.bench.ranking_report import summarize_ranking
+    from fsd.cli.reproducible import apply_reproducibility
+    from fsd.config import load_config
+
+    loaded = load_config(config, overrides)
+    apply_reproducibility(loaded, device)
+    results_dir = results or out / "results"
+    if not summary_only:
+        run_ranking_benchmark(loaded, out, results_dir, device)
+    typer.echo(summarize_ranking(results_dir, loaded.bench.ranking.metric, command=shlex.join(["fsd", *sys.argv[1:]])))
 
 
 def _ints(text: str) -> list[int]:
@@ -152,10 +182,12 @@ def train_step_command(
     """Where a training step spends its time: data, forward stages, backward, optimizer."""
     from fsd.cli.bench.train_profile import profile_training_step, train_profile_markdown
     from fsd.cli.data_setup import ensure_data
+    from fsd.cli.reproducible import apply_reproducibility
     from fsd.config import load_config
     from fsd.models import architecture_record, load_genotype
 
     loaded = load_config(config, overrides)
+    apply_reproducibility(loaded, device)
     ensure_data(loaded, device)
     architecture = architecture_record(genotype=load_genotype(genotype)) if genotype else None
     stages = profile_training_step(loaded, architecture, iterations, warmup, device)

@@ -7,49 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
+from bench_fixtures import toy_config
 
 from fsd.cli.bench.accuracy import ARMS, arm_seeds, run_accuracy_benchmark
 from fsd.cli.bench.accuracy_report import summarize
-from fsd.config import FsdConfig
 from fsd.eval.outcomes import Outcomes
 
 pytestmark = pytest.mark.slow
-
-SPACE = {
-    "stem_channels": 8,
-    "stages": [{"width": 8, "blocks": 1}, {"width": 16, "blocks": 1}, {"width": 16, "blocks": 1}, {"width": 24, "blocks": 1}],
-    "backbone_ops": ["conv_3x3", "ir_k3_e3", "skip"],
-    "head_ops": ["conv_3x3", "skip", "zero"],
-    "head_nodes": 2,
-    "head_channels": 8,
-}
-
-
-def toy_config(root: Path) -> FsdConfig:
-    return FsdConfig.model_validate(
-        {
-            "name": "toy-bench",
-            "task": "binary",
-            "data": {"root": root / "data", "synth": {"patients": 7, "size": 128, "seed": 3, "type_all": True}},
-            "preprocess": {"spacing_mm": 2.0, "max_size": 96},
-            "model": {
-                "fpn_channels": 16,
-                "rpn": {"pre_nms_top_n_train": 100, "post_nms_top_n_train": 50, "pre_nms_top_n_test": 100, "post_nms_top_n_test": 60},
-                "roi": {"representation": 32, "batch_size_per_image": 16, "score_thresh": 0.001, "detections_per_img": 60},
-                "graph": {"hidden": 16, "context_size": 8},
-            },
-            "search": {"epochs": 2, "warmup_epochs": 1, "batch_size": 1, "max_iters_per_epoch": 2, "space": SPACE},
-            "train": {"epochs": 1, "batch_size": 1, "max_iters_per_epoch": 2, "warmup_iters": 1, "recalibrate_batches": 2},
-            "eval": {"batch_size": 2},
-            "bench": {
-                "test_data": {"root": root / "test", "synth": {"patients": 4, "size": 128, "seed": 99, "type_all": True}},
-                "seeds": [0],
-                "random_genotypes": 2,
-                "bootstrap": 100,
-            },
-        }
-    )
-
 
 def test_cells_report_and_resume(tmp_path: Path):
     config = toy_config(tmp_path)

@@ -1,0 +1,133 @@
+"""`fsd bench ranking`: does the supernet rank the architectures of its space the way training them
+does? The search phase measured on its own (Yu et al. 2020, "Evaluating the search phase of
+NAS"): a one-shot search can only find the top of its space when its proxy ranks it first.
+
+Architectures (``bench.ranking``): ``random_genotypes`` random architectures of the space (the
+accuracy benchmark's random arm draws the same ones), further genotype files (e.g. an earlier
+search's result), and the genotype each search seed finds. Each trains stand-alone with the
+config's ``train`` recipe once per training seed and is scored on the validation set (ideally
+``data.val_data``, a set of its own patients large enough to tell models apart) and on the test
+set (``bench.test_data``; scores only). Each search seed's trained supernet scores every
+architecture with the selection's own proxy (:mod:`search.proxy`).
+
+Resumable, one small result file per finished piece, so the stand-alone results are data later
+work reuses:
+
+- ``architectures/<name>-seed<k>.json``: one stand-alone training (genotype, parameters, val and
+  test metrics, training time, data fingerprints, config, command);
+- ``proxy/search-seed<s>.json``: that search's supernet score of every architecture;
+- ``searches/seed<s>.json``: the genotype the search found;
+
+and the report (:mod:`fsd.cli.bench.ranking_report`): ``ranking.md``, ``ranking.json``,
+``ranking.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from fsd.cli.bench.accuracy import data_fingerprints, device_name, run_search, train_and_score
+from fsd.cli.data_setup import ensure_data
+from fsd.config import FsdConfig
+from fsd.device import resolve_device
+from fsd.errors import FsdError
+from fsd.models import DetectorConfig, Genotype, architecture_record, build_from_architecture, load_genotype
+from fsd.models.complexity import count_parameters
+from fsd.progress import progress_bar
+from search.loop import random_genotype, supernet_proxy
+from search.proxy import outside_space
+
+#: the random arm's genotype k is drawn with this seed plus k (fsd.cli.bench.accuracy)
+RANDOM_SEED_BASE = 1000
+
+
+def ranked_architectures(config: FsdConfig, out: Path, results: Path, device: str, progress: bool) -> dict[str, Genotype]:
+    """Every architecture the ranking measures, by name (searching first where needed); a genotype
+    file outside the searched space fails with the reason."""
+    ranking = config.bench.ranking
+    space = config.search.space
+    chosen: dict[str, Genotype] = {f"random-{k}": random_genotype(config, RANDOM_SEED_BASE + k) for k in range(ranking.random_genotypes)}
+    for path in ranking.genotypes:
+        genotype = load_genotype(path)
+        problem = outside_space(genotype, space)
+        if problem:
+            raise FsdError(f"{path}: not an architecture of the searched space ({problem})")
+        chosen[Path(path).stem] = genotype
+    for seed in ranking.search_seeds:
+        chosen[f"searched-seed{seed}"] = load_genotype(run_search(config, out, results, seed, device, progress))
+    if len(chosen) < 3:
+        raise FsdError(f"a ranking needs at least 3 architectures; bench.ranking gives {len(chosen)}")
+    return chosen
+
+
+def standalone_file(results: Path, name: str, seed: int) -> Path:
+    return results / "architectures" / f"{name}-seed{seed}.json"
+
+
+def train_standalone(config: FsdConfig, name: str, genotype: Genotype, seed: int, out: Path, results: Path, device: str, progress: bool) -> Path:
+    """Train one architecture stand-alone with one seed and record its scores (skipped when its
+    result file exists)."""
+    result_file = standalone_file(results, name, seed)
+    if result_file.is_file():
+        return result_file
+    seeded = config.model_copy(update={"seed": seed})
+    architecture = architecture_record(genotype=genotype)
+    scored = train_and_score(seeded, architecture, out / "runs" / f"{name}-seed{seed}", device, progress)
+    network = build_from_architecture(architecture, DetectorConfig.from_config(seeded))
+    record = {
+        "name": name,
+        "seed": seed,
+        "genotype": genotype.to_dict(),
+        "parameters": count_parameters(network),
+        "train_seconds": round(scored.train_seconds, 1),
+        "val": scored.val,
+        "test": scored.test,
+        "test_set": {"description": scored.test_description, "images": len(scored.test_set), "lesions": int(scored.outcomes.lesions.sum())},
+        "data": data_fingerprints(seeded, scored.test_set.root),
+        "device": device_name(device),
+        "command": shlex.join(sys.argv),
+        "config": seeded.model_dump(mode="json"),
+    }
+    result_file.parent.mkdir(parents=True, exist_ok=True)
+    result_file.write_text(json.dumps(record, indent=2) + "\n")
+    return result_file
+
+
+def proxy_file(results: Path, seed: int) -> Path:
+    return results / "proxy" / f"search-seed{seed}.json"
+
+
+def score_with_supernet(architectures: dict[str, Genotype], seed: int, out: Path, results: Path, device: str, progress: bool) -> Path:
+    """Search ``seed``'s supernet score of every architecture (only those not scored before)."""
+    result_file = proxy_file(results, seed)
+    record: dict[str, Any] = json.loads(result_file.read_text()) if result_file.is_file() else {"search_seed": seed, "scores": {}}
+    missing = [name for name in architectures if name not in record["scores"]]
+    if not missing:
+        return result_file
+    proxy = supernet_proxy(out / "search" / f"seed{seed}", resolve_device(device))
+    bar = progress_bar(total=len(missing), desc=f"supernet {seed} scores", disable=not progress)
+    for name in missing:
+        record["scores"][name] = proxy.score_genotype(architectures[name])
+        bar.update(1)
+    bar.close()
+    record.update({"metric": proxy.metric, "command": shlex.join(sys.argv)})
+    result_file.parent.mkdir(parents=True, exist_ok=True)
+    result_file.write_text(json.dumps(record, indent=2) + "\n")
+    return result_file
+
+
+def run_ranking_benchmark(config: FsdConfig, out_dir: str | Path, results_dir: str | Path, device: str = "auto", progress: bool = True) -> list[Path]:
+    """Every missing stand-alone training and supernet scoring (see the module docstring); returns
+    the result files. The searches run first (their genotypes join the ranked set)."""
+    out, results = Path(out_dir), Path(results_dir)
+    ensure_data(config, device, progress)
+    architectures = ranked_architectures(config, out, results, device, progress)
+    files = [score_with_supernet(architectures, seed, out, results, device, progress) for seed in config.bench.ranking.search_seeds]
+    for seed in config.bench.ranking.train_seeds:
+        for name, genotype in architectures.items():
+            files.append(train_standalone(config, name, genotype, seed, out, results, device, progress))
+    return files

@@ -1,0 +1,186 @@
+"""The report of `fsd bench ranking`: per search seed, Kendall's tau-b between the supernet's score
+and the stand-alone validation score over the ranked architectures, with its bootstrap interval
+over architectures; where the search's own genotype lands among them; the table of every
+architecture; and a scatter plot of the two scorings (``ranking.png``).
+
+Read from the result files of :mod:`fsd.cli.bench.ranking` alone, so the report can be rebuilt
+on any machine from the committed files.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from fsd.cli.bench.rank_correlation import kendall_tau_b, kendall_tau_interval
+
+#: the proxy's ranking must reach this (issue: a search that finds the best of its space)
+TAU_TARGET = 0.5
+
+
+def metric_value(metrics: dict[str, Any], metric: str) -> float:
+    """``froc_mean_0.5_4``, or ``sens@4`` (the FROC at 4 FPs per image), of one scoring."""
+    value = metrics["froc"]["4"] if metric == "sens@4" else metrics[metric]
+    return float("nan") if value is None else float(value)
+
+
+def load_standalone(results: Path) -> dict[str, list[dict[str, Any]]]:
+    """Stand-alone result records by architecture name (one per training seed)."""
+    records: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for path in sorted((results / "architectures").glob("*.json")):
+        record = json.loads(path.read_text())
+        records[record["name"]].append(record)
+    return dict(records)
+
+
+def load_proxies(results: Path) -> dict[int, dict[str, Any]]:
+    return {int(r["search_seed"]): r for r in (json.loads(p.read_text()) for p in sorted((results / "proxy").glob("search-seed*.json")))}
+
+
+def architecture_rows(standalone: dict[str, list[dict[str, Any]]], metric: str) -> list[dict[str, Any]]:
+    """One row per architecture: parameters, and its val / test scores averaged over training seeds."""
+    rows = []
+    for name, records in standalone.items():
+        ops = records[0]["genotype"]
+        rows.append(
+            {
+                "name": name,
+                "seeds": len(records),
+                "parameters": records[0]["parameters"],
+                "backbone": " / ".join(" ".join(stage["ops"]) for stage in ops["backbone"]["stages"]),
+                "head": " ".join(f"{e['from']}->{e['to']} {e['op']}" for e in ops["head"]["edges"]),
+                "val": float(np.mean([metric_value(r["val"], metric) for r in records])),
+                "val sens@4": float(np.mean([metric_value(r["val"], "sens@4") for r in records])),
+                "test sens@4": float(np.mean([metric_value(r["test"], "sens@4") for r in records])),
+                "test FROC mean": float(np.mean([metric_value(r["test"], "froc_mean_0.5_4") for r in records])),
+                "val lesions": records[0]["val"]["num_lesions"],
+                "test lesions": records[0]["test"]["num_lesions"],
+            }
+        )
+    return sorted(rows, key=lambda r: -r["val"])
+
+
+def search_ranking(rows: list[dict[str, Any]], proxy: dict[str, Any], replicates: int) -> dict[str, Any]:
+    """Kendall's tau of one supernet's scores against the stand-alone val and test scores, and
+    where the search's own genotype lands among the architectures."""
+    scored = [r for r in rows if r["name"] in proxy["scores"]]
+    proxy_scores = [proxy["scores"][r["name"]] for r in scored]
+    val = [r["val"] for r in scored]
+    test = [r["test sens@4"] for r in scored]
+    seed = int(proxy["search_seed"])
+    own = next((r for r in scored if r["name"] == f"searched-seed{seed}"), None)
+    by_val = sorted(scored, key=lambda r: -r["val"])
+    randoms = [r for r in scored if r["name"].startswith("random-")]
+    return {
+        "search_seed": seed,
+        "architectures": len(scored),
+        "metric": proxy.get("metric", ""),
+        "tau_val": _finite(kendall_tau_b(proxy_scores, val)),
+        "tau_val_ci": [_finite(v) for v in kendall_tau_interval(proxy_scores, val, replicates)],
+        "tau_test": _finite(kendall_tau_b(proxy_scores, test)),
+        "tau_test_ci": [_finite(v) for v in kendall_tau_interval(proxy_scores, test, replicates)],
+        "proxy_top": max(scored, key=lambda r: proxy["scores"][r["name"]])["name"] if scored else None,
+        "searched": own["name"] if own else None,
+        "searched_val_rank": by_val.index(own) + 1 if own else None,
+        "searched_test_sens@4": own["test sens@4"] if own else None,
+        "best_known_test_sens@4": max(r["test sens@4"] for r in scored) if scored else None,
+        "best_random_test_sens@4": max((r["test sens@4"] for r in randoms), default=None),
+    }
+
+
+def _finite(value: float) -> float | None:
+    """The value, or None where it is not defined (NaN: e.g. every stand-alone score tied)."""
+    return float(value) if np.isfinite(value) else None
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None or not np.isfinite(value) else f"{100 * value:.1f}"
+
+
+def _tau(value: float | None, interval: list[float | None]) -> str:
+    if value is None or None in interval:
+        return "not defined (tied scores)"
+    return f"{value:+.2f} [{interval[0]:+.2f}, {interval[1]:+.2f}]"
+
+
+def plot_ranking(rows: list[dict[str, Any]], proxies: dict[int, dict[str, Any]], rankings: list[dict[str, Any]], metric: str, out: Path) -> Path:
+    """One scatter per search seed: the supernet's score against the stand-alone val score."""
+    count = max(len(proxies), 1)
+    fig, axes = plt.subplots(1, count, figsize=(5.5 * count, 4.6), squeeze=False)
+    for axis, (seed, proxy), ranking in zip(axes[0], sorted(proxies.items()), rankings):
+        scored = [r for r in rows if r["name"] in proxy["scores"]]
+        x = [proxy["scores"][r["name"]] for r in scored]
+        y = [100 * r["val"] for r in scored]
+        colours = ["tab:red" if r["name"].startswith("searched") else "tab:grey" if r["name"].startswith("random") else "tab:blue" for r in scored]
+        axis.scatter(x, y, c=colours)
+        for r, xi, yi in zip(scored, x, y):
+            axis.annotate(r["name"], (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        axis.set_xlabel(f"supernet {seed}: {proxy.get('metric', 'score')}")
+        axis.set_ylabel(f"stand-alone val {metric} (%)")
+        axis.set_title(f"search seed {seed}: tau {_tau(ranking['tau_val'], ranking['tau_val_ci'])}", fontsize=9)
+        axis.grid(alpha=0.3)
+    fig.tight_layout()
+    path = out / "ranking.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def summarize_ranking(results: str | Path, metric: str, replicates: int = 2000, command: str = "") -> str:
+    """Write ``ranking.md``, ``ranking.json`` and ``ranking.png`` from the result files; returns the markdown."""
+    results = Path(results)
+    rows = architecture_rows(load_standalone(results), metric)
+    proxies = load_proxies(results)
+    rankings = [search_ranking(rows, proxy, replicates) for _, proxy in sorted(proxies.items())]
+    lines = ["# How well the supernet ranks its space", ""]
+    if command:
+        lines += [f"Command: `{command}`", ""]
+    lesions = f"{rows[0]['val lesions']} val lesions, {rows[0]['test lesions']} test lesions" if rows else "no architecture trained yet"
+    lines += [
+        f"{len(rows)} architectures trained stand-alone ({lesions}); stand-alone score: val {metric}, mean over training seeds. "
+        f"Kendall's tau-b with a 95% bootstrap interval over architectures.",
+        "",
+        "| search seed | architectures | proxy | tau vs val | tau vs test sens@4 | proxy's top | searched genotype's val rank | its test sens@4 | best random test sens@4 | best known test sens@4 |",
+        "| ---: | ---: | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rankings:
+        rank = f"{r['searched_val_rank']} of {r['architectures']}" if r["searched_val_rank"] else "-"
+        lines.append(
+            f"| {r['search_seed']} | {r['architectures']} | {r['metric']} | {_tau(r['tau_val'], r['tau_val_ci'])} | "
+            f"{_tau(r['tau_test'], r['tau_test_ci'])} | {r['proxy_top']} | {rank} | {_pct(r['searched_test_sens@4'])} | "
+            f"{_pct(r['best_random_test_sens@4'])} | {_pct(r['best_known_test_sens@4'])} |"
+        )
+    lines += ["", "Claims:", ""]
+    for r in rankings:
+        claim = f"- Search seed {r['search_seed']}: Kendall tau of the proxy at least {TAU_TARGET}:"
+        if r["tau_val"] is None:
+            lines.append(f"{claim} **cannot be measured** (the stand-alone or supernet scores are all tied).")
+            continue
+        verdict = "holds" if r["tau_val"] >= TAU_TARGET else "does not hold"
+        lines.append(f"{claim} **{verdict}** (tau {_tau(r['tau_val'], r['tau_val_ci'])}).")
+    lines += [
+        "",
+        "| architecture | seeds | params (M) | val " + metric + " | val sens@4 | test sens@4 | test FROC mean | "
+        + " | ".join(f"supernet {s}" for s in sorted(proxies)) + " | backbone | head |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | " + " | ".join("---:" for _ in proxies) + " | --- | --- |",
+    ]
+    for row in rows:
+        scores = " | ".join(f"{proxies[s]['scores'][row['name']]:.4f}" if row["name"] in proxies[s]["scores"] else "-" for s in sorted(proxies))
+        lines.append(
+            f"| {row['name']} | {row['seeds']} | {row['parameters'] / 1e6:.2f} | {_pct(row['val'])} | {_pct(row['val sens@4'])} | "
+            f"{_pct(row['test sens@4'])} | {_pct(row['test FROC mean'])} | {scores} | {row['backbone']} | {row['head']} |"
+        )
+    markdown = "\n".join(lines) + "\n"
+    (results / "ranking.md").write_text(markdown)
+    (results / "ranking.json").write_text(json.dumps({"metric": metric, "rankings": rankings, "architectures": rows}, indent=2) + "\n")
+    if rows and proxies:
+        plot_ranking(rows, proxies, rankings, metric, results)
+    return markdown

@@ -1,0 +1,110 @@
+"""The search-ranking measurement: Kendall's tau-b and its interval, and `fsd bench ranking` end to
+end at toy scale (stand-alone trainings scored on a validation set of its own patients, the
+supernet's scores, resumable result files, the report)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from bench_fixtures import toy_config
+from scipy import stats
+
+from fsd.cli.bench.rank_correlation import kendall_tau_b, kendall_tau_interval
+from fsd.cli.bench.ranking import run_ranking_benchmark
+from fsd.cli.bench.ranking_report import summarize_ranking
+from fsd.config import FsdConfig
+from fsd.data.dl_info import read_dl_info
+from fsd.data.splits import task_records
+from fsd.errors import FsdError
+from fsd.models import load_genotype
+from fsd.models.genotype import make_genotype
+
+
+def test_kendall_tau_b_agrees_with_scipy_with_and_without_ties():
+    rng = np.random.default_rng(0)
+    for _ in range(25):
+        x = rng.integers(0, 5, 12)
+        y = x + rng.integers(-2, 3, 12)
+        assert kendall_tau_b(x, y) == pytest.approx(stats.kendalltau(x, y).statistic, abs=1e-12)
+    continuous = rng.normal(size=15)
+    assert kendall_tau_b(continuous, -continuous ** 3) == pytest.approx(-1.0)
+    assert kendall_tau_b([1, 2, 3, 4], [10, 20, 30, 40]) == 1.0
+    assert math.isnan(kendall_tau_b([1, 1, 1], [1, 2, 3])), "no untied pair: no ranking to compare"
+    with pytest.raises(ValueError, match="equally long"):
+        kendall_tau_b([1, 2], [1, 2, 3])
+
+
+def test_tau_interval_brackets_the_estimate_and_narrows_with_more_architectures():
+    rng = np.random.default_rng(1)
+    widths = []
+    for n in (12, 80):
+        x = rng.normal(size=n)
+        y = x + rng.normal(scale=1.0, size=n)
+        low, high = kendall_tau_interval(x, y, replicates=1000)
+        assert -1.0 <= low <= kendall_tau_b(x, y) <= high <= 1.0
+        widths.append(high - low)
+    assert widths[1] < widths[0] / 1.8, widths
+
+
+def ranking_config(root: Path, extra: list[Path]) -> FsdConfig:
+    document = toy_config(root).model_dump()
+    document["data"]["val_data"] = {"root": root / "val", "synth": {"patients": 4, "size": 128, "seed": 77, "type_all": True}}
+    document["bench"]["ranking"] = {"random_genotypes": 2, "genotypes": extra, "search_seeds": [0], "train_seeds": [0]}
+    return FsdConfig.model_validate(document)
+
+
+@pytest.mark.slow
+def test_ranking_benchmark_end_to_end(tmp_path: Path):
+    mine = make_genotype(8, [(8, ["conv_3x3"]), (16, ["ir_k3_e3"]), (16, ["conv_3x3"]), (24, ["ir_k3_e3"])], 8, ["conv_3x3", "skip", "conv_3x3"]).save(
+        tmp_path / "all_conv.json"
+    )
+    config = ranking_config(tmp_path, [mine])
+    results = tmp_path / "results"
+    files = run_ranking_benchmark(config, tmp_path / "runs", results, device="cpu", progress=False)
+    names = sorted(f.name for f in files)
+    assert names == sorted(["search-seed0.json", "random-0-seed0.json", "random-1-seed0.json", "all_conv-seed0.json", "searched-seed0-seed0.json"])
+
+    # every stand-alone architecture is chosen and scored on the validation set of its own patients
+    val_lesions = sum(len(r.lesions) for r in task_records(read_dl_info(tmp_path / "val" / "DL_info.csv"), "binary"))
+    record = json.loads((results / "architectures" / "all_conv-seed0.json").read_text())
+    assert record["val"]["num_lesions"] == val_lesions and record["data"]["val"]["synthetic"]["seed"] == 77
+    assert record["test"]["num_lesions"] > 0 and record["parameters"] > 0 and record["command"]
+    assert load_genotype(mine).to_dict()["backbone"] == record["genotype"]["backbone"]
+
+    # the proxy is the selection's own scorer: it gives the searched genotype the score the search logged
+    proxy = json.loads((results / "proxy" / "search-seed0.json").read_text())
+    assert set(proxy["scores"]) == {"random-0", "random-1", "all_conv", "searched-seed0"}
+    searched = load_genotype(tmp_path / "runs" / "search" / "seed0" / "genotype.json")
+    assert proxy["scores"]["searched-seed0"] == pytest.approx(searched.search["selection_score"], rel=1e-6)
+
+    stamps = {f: f.stat().st_mtime_ns for f in files}
+    again = run_ranking_benchmark(config, tmp_path / "runs", results, device="cpu", progress=False)
+    assert again == files and all(f.stat().st_mtime_ns == stamps[f] for f in files), "finished pieces are skipped"
+
+    markdown = summarize_ranking(results, "froc_mean_0.5_4", replicates=200, command="fsd bench ranking --config toy.yaml")
+    assert "Command: `fsd bench ranking --config toy.yaml`" in markdown
+    assert "Search seed 0: Kendall tau of the proxy at least 0.5" in markdown
+    for name in ("random-0", "random-1", "all_conv", "searched-seed0"):
+        assert f"| {name} | 1 |" in markdown, name
+    ranking = json.loads((results / "ranking.json").read_text())["rankings"][0]
+    assert ranking["architectures"] == 4 and 1 <= ranking["searched_val_rank"] <= 4
+    # toy-scale training may leave every stand-alone score tied, where tau is not defined and says so
+    if ranking["tau_val"] is None:
+        assert "**cannot be measured**" in markdown
+    else:
+        low, high = ranking["tau_val_ci"]
+        assert -1.0 <= low <= ranking["tau_val"] <= high <= 1.0
+    assert (results / "ranking.png").stat().st_size > 0
+
+
+def test_a_genotype_outside_the_searched_space_is_refused(tmp_path: Path):
+    foreign = make_genotype(8, [(8, ["sep_conv_3x3"]), (16, ["ir_k3_e3"]), (16, ["conv_3x3"]), (24, ["ir_k3_e3"])], 8, ["conv_3x3", "skip", "conv_3x3"]).save(
+        tmp_path / "foreign.json"
+    )
+    config = ranking_config(tmp_path, [foreign])
+    with pytest.raises(FsdError, match="foreign.json: not an architecture of the searched space .*sep_conv_3x3"):
+        run_ranking_benchmark(config, tmp_path / "runs", tmp_path / "results", device="cpu", progress=False)
