@@ -59,8 +59,9 @@ class HeldOutSet(Section):
     ``fsd bench``'s test set, or a validation set large enough to choose between models. Every
     key slice of it counts."""
 
-    root: Path = Path("data/bench_test")
-    synth: SynthSection | None = SynthSection(patients=150, size=256, seed=1001, type_all=True)
+    root: Path
+    #: how to generate it when ``root`` holds no data (None: it must exist, e.g. real DeepLesion)
+    synth: SynthSection | None = None
 
 
 class DataSection(Section):
@@ -345,6 +346,21 @@ class FsdConfig(Section):
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+    @model_validator(mode="after")
+    def _validation_apart_from_test(self) -> FsdConfig:
+        """A validation set of its own must not be the training data or the benchmark's test set
+        (same folder, or generated with the same settings)."""
+        val, test = self.data.val_data, self.bench.test_data
+        if val is None:
+            return self
+        if val.root == self.data.root or (test is not None and val.root == test.root):
+            raise ValueError(f"data.val_data.root {val.root} is also the training data or bench.test_data; give validation its own folder")
+        if val.synth is not None and test is not None and val.synth == test.synth:
+            raise ValueError("data.val_data.synth equals bench.test_data.synth: validation would be the test patients; use another seed")
+        if val.synth is not None and self.data.synth is not None and val.synth.seed == self.data.synth.seed:
+            raise ValueError("data.val_data.synth has the training data's seed: validation would repeat training patients; use another seed")
+        return self
 
 
 def parse_config(data: dict[str, Any], source: str = "<config>") -> FsdConfig:

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import torch
 
+from fsd.errors import ConfigError
+
 #: the vector-extension flags worth naming (as /proc/cpuinfo spells them)
 VECTOR_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
 
@@ -90,8 +92,6 @@ def make_cpu_reproducible(threads: int) -> str:
     fixes its kernel dispatch then); returns the CPU description. ConfigError when the kernels
     were already dispatched to another vector unit, so a run never believes it is reproducible
     when it is not."""
-    from fsd.errors import ConfigError
-
     os.environ.update(REPRODUCIBLE_KERNELS)
     torch.backends.mkldnn.enabled = False
     torch.set_num_threads(threads)

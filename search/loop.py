@@ -338,7 +338,9 @@ def search(config: FsdConfig, out_dir: str | Path, resume: bool = False, device:
 
 def supernet_proxy(run_dir: str | Path, device: torch.device) -> SupernetProxy:
     """The proxy of a finished search run: its trained supernet scoring on its own architecture
-    set, with the calibration batches its selection used (:mod:`search.proxy`)."""
+    set (:mod:`search.proxy`). With ``selection_metric: froc`` the BN statistics are recomputed on
+    the weight set's batches as a single process draws them, which for a data-parallel search
+    is not the share rank 0 used in its selection; the default ``loss`` metric uses no such batches."""
     supernet, config = load_supernet(Path(run_dir), device)
     weight_set, arch_set = split_weight_and_arch_sets(config)
     search = config.search

@@ -54,9 +54,11 @@ class SupernetProxy:
 
     @property
     def metric(self) -> str:
+        """What a score is, in words (for reports)."""
         return "minus the detection loss" if self.config.search.selection_metric == "loss" else "FROC mean 0.5-4"
 
     def scorer(self, model: nn.Module) -> float:
+        """The architecture-set score of ``model`` (its path already fixed)."""
         search = self.config.search
         if search.selection_metric == "loss":
             batches = DataLoader(self.arch_set, batch_size=search.batch_size, collate_fn=collate_detection)
@@ -97,7 +99,8 @@ def outside_space(genotype: Genotype, space: SpaceSection) -> str | None:
 
 
 def load_supernet(run_dir: Path, device: torch.device) -> tuple[nn.Module, FsdConfig]:
-    """The trained supernet of a finished search run (its ``search_last.pt``) and the search's config."""
+    """The trained supernet of a finished search run (its ``search_last.pt``, on the CPU: the proxy
+    moves its own copy to the device) and the search's config."""
     path = run_dir / "search_last.pt"
     checkpoint = load_checkpoint(path, kind="search")
     if checkpoint.position.iteration < checkpoint.position.total_iters:
@@ -107,4 +110,4 @@ def load_supernet(run_dir: Path, device: torch.device) -> tuple[nn.Module, FsdCo
     config = checkpoint.config
     supernet = build_supernet(config.search.space, checkpoint.detector_config, config.search.partial_channels)
     supernet.load_state_dict(checkpoint.model)
-    return supernet.to(device), config
+    return supernet, config

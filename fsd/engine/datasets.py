@@ -43,12 +43,15 @@ def build_dataset(
     return dataset
 
 
-def held_out_dataset(config: FsdConfig, held_out: HeldOutSet, name: str) -> DeepLesionDataset:
+def held_out_dataset(config: FsdConfig, held_out: HeldOutSet, name: str, cache: bool | None = None) -> DeepLesionDataset:
     """Every key slice of ``held_out`` (with the lesions the config's task uses), prepared like
-    the configured data; DataError when it is missing or holds no key slice."""
+    the configured data (``cache``: keep prepared items in memory; default ``data.cache``, worth
+    it for a set scored again and again, not for a test set scored once); DataError when it is
+    missing or holds no key slice."""
     csv = held_out.root / "DL_info.csv"
     if not csv.is_file():
         raise DataError(f"no DeepLesion data at {held_out.root} (missing {csv.name}) for the {name}")
     records = task_records(read_dl_info(csv), config.task, config.data.drop_noisy)
-    held_config = config.model_copy(update={"data": config.data.model_copy(update={"root": held_out.root, "val_data": None})})
+    keep = config.data.cache if cache is None else cache
+    held_config = config.model_copy(update={"data": config.data.model_copy(update={"root": held_out.root, "val_data": None, "cache": keep})})
     return build_dataset(held_config, records=records, name=name)

@@ -42,23 +42,30 @@ for step in range(8):
     optimizer.zero_grad()
     sum(losses.values()).backward()
     optimizer.step()
-print(hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in model.parameters())).hexdigest())
+weights = hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in model.parameters())).hexdigest()
+print(torch.backends.cpu.get_cpu_capability(), torch.get_num_threads(), torch.backends.mkldnn.enabled, weights)
 """
 
 #: two machines: this one with 2 threads and its own kernels, and a 1-core AVX2-only machine
+#: (OMP_NUM_THREADS=1 as a 1-core machine's torch would default to)
 MACHINES = {
     "this machine": {"MACHINE_THREADS": "2"},
-    "1-core AVX2 machine": {"MACHINE_THREADS": "1", "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"},
+    "1-core AVX2 machine": {"MACHINE_THREADS": "1", "OMP_NUM_THREADS": "1", "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"},
 }
 
 
 def weights_after_training(machine: dict[str, str], mode: str) -> str:
+    """The weights' hash after the steps, in a fresh process on the simulated ``machine``; in
+    the reproducible mode also checks what the mode set (2 threads, AVX2 kernels, no oneDNN)."""
     env = {k: v for k, v in os.environ.items() if k not in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR", "OMP_NUM_THREADS")}
     env.update(machine, MODE=mode)
     result = subprocess.run(
         [sys.executable, "-c", TRAIN_STEPS.format(fixtures=str(FIXTURES))], env=env, capture_output=True, text=True, timeout=600, check=True
     )
-    return result.stdout.strip().splitlines()[-1]
+    capability, threads, onednn, weights = result.stdout.strip().splitlines()[-1].split()
+    if mode == "reproducible":
+        assert (threads, onednn) == ("2", "False") and capability in ("AVX2", "DEFAULT"), (capability, threads, onednn)
+    return weights
 
 
 def test_the_same_weights_on_different_machines_only_in_the_reproducible_mode():

@@ -41,6 +41,7 @@ import torch
 from fsd.artifacts import load_checkpoint, load_for_inference
 from fsd.cli.data_setup import ensure_data, ensure_held_out
 from fsd.config import FsdConfig
+from fsd.data.deeplesion import DeepLesionDataset
 from fsd.data.fingerprint import data_fingerprint
 from fsd.device import resolve_device
 from fsd.engine.datasets import build_dataset, held_out_dataset
@@ -58,6 +59,9 @@ from fsd.models import (
 )
 from fsd.models.complexity import count_parameters, forward_flops
 from search.loop import random_genotype, search
+
+#: the random arm's genotype k is drawn with this seed plus k (so is the ranking's random-k)
+RANDOM_SEED_BASE = 1000
 
 
 @dataclass(frozen=True)
@@ -139,19 +143,19 @@ def cell_architecture(arm: Arm, config: FsdConfig, seed: int, out: Path, results
     if arm.architecture == "searched":
         return architecture_record(genotype=load_genotype(run_search(config, out, results, seed, device, progress)))
     if arm.architecture == "random":
-        return architecture_record(genotype=random_genotype(config, 1000 + seed))
+        return architecture_record(genotype=random_genotype(config, RANDOM_SEED_BASE + seed))
     if arm.architecture == "default":
         return architecture_record(genotype=default_genotype())
     return architecture_record(baseline=arm.architecture)
 
 
-def test_dataset(config: FsdConfig) -> tuple[Any, str]:
+def test_dataset(config: FsdConfig) -> tuple[DeepLesionDataset, str]:
     """The data set the test scores come from, and how to describe it."""
     test = config.bench.test_data
     if test is None:
         return build_dataset(config, "test"), f"test split of {config.data.root}"
     ensure_held_out(test, "benchmark test set")
-    return held_out_dataset(config, test, "bench test set"), f"every key slice of {test.root}"
+    return held_out_dataset(config, test, "bench test set", cache=False), f"every key slice of {test.root}"
 
 
 def outcomes_of(predictions: DatasetPredictions, patients: list[int], num_classes: int, iou: float) -> Outcomes:
@@ -167,7 +171,7 @@ class ScoredRun:
     val: dict[str, Any]
     test: dict[str, Any]
     outcomes: Outcomes
-    test_set: Any
+    test_set: DeepLesionDataset
     test_description: str
     train_seconds: float
     #: the metrics-log record of the best periodic validation (empty when there was none)
@@ -196,6 +200,7 @@ def train_and_score(config: FsdConfig, architecture: dict[str, Any], run: Path, 
 
 
 def device_name(device: str) -> str:
+    """The GPU's name, or "CPU": what a result file says it ran on."""
     target = resolve_device(device)
     return torch.cuda.get_device_name(target) if target.type == "cuda" else "CPU"
 

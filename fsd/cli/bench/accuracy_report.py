@@ -139,7 +139,13 @@ def _signed(entry: dict[str, Any]) -> str:
 
 def mean_val(arm_cells: Sequence[Cell]) -> float:
     """An arm's mean val FROC (0.5-4 FPs) over its seeds: what choices between arms rest on."""
-    return float(np.mean([cell.record["val"].get("froc_mean_0.5_4") or 0.0 for cell in arm_cells]))
+    return float(np.mean([val_froc(cell) for cell in arm_cells]))
+
+
+def val_froc(cell: Cell) -> float:
+    """A cell's val FROC mean (0.5-4 FPs); -1 when it has none, so it never wins a choice."""
+    value = cell.record["val"].get("froc_mean_0.5_4")
+    return -1.0 if value is None else float(value)
 
 
 def _negated(entry: dict[str, Any]) -> str:
@@ -149,7 +155,7 @@ def _negated(entry: dict[str, Any]) -> str:
 
 
 def best_on_val(arm_cells: Sequence[Cell]) -> Cell:
-    return max(arm_cells, key=lambda cell: cell.record["val"].get("froc_mean_0.5_4") or -1.0)
+    return max(arm_cells, key=val_froc)
 
 
 def genotype_summary(results: Path) -> tuple[list[str], bool | None, float]:
@@ -204,9 +210,9 @@ def claims(
             f"[{-100 * d['ci'][1]:+.1f}, {-100 * d['ci'][0]:+.1f}] points; {parameters.get(REFERENCE, float('nan')) / 1e6:.2f} M vs "
             f"median {median_random / 1e6:.2f} M parameters)."
         )
-    baselines = [arm for arm in RESNET_BASELINES if arm in differences]
-    if baselines:
-        best = max(baselines, key=lambda arm: mean_val(cells[arm]) if cells else 0.0)
+    baselines = [arm for arm in RESNET_BASELINES if arm in differences and cells is not None and arm in cells]
+    if baselines and cells is not None:
+        best = max(baselines, key=lambda arm: mean_val(cells[arm]))
         d = differences[best]["AP50"]
         ratio = parameters.get(REFERENCE, np.inf) / parameters.get(best, np.nan)
         holds = -d["mean"] >= 0.03 and -d["ci"][1] > 0 and ratio <= 0.6
@@ -214,7 +220,7 @@ def claims(
         seed_text = f"; seed-level t {_negated(seed_level)}" if seed_level else ""
         lines.append(
             f"- Searched FSD at least 3 points AP50 above the best ResNet-FPN baseline, paired interval above 0, with at most 60% "
-            f"of its parameters: {verdict(holds, REFERENCE, best)} (best on val of {', '.join(baselines)}: {best}; FSD minus it: "
+            f"of its parameters: {verdict(holds, REFERENCE, *RESNET_BASELINES)} (best on val of {', '.join(baselines)}: {best}; FSD minus it: "
             f"{_negated(d)} points AP50{seed_text}; {100 * ratio:.1f}% of its parameters)."
         )
     if "fsd_gn" in differences and "fsd_bn" in differences:

@@ -80,7 +80,7 @@ def ranking_command(
     results_dir = results or out / "results"
     if not summary_only:
         run_ranking_benchmark(loaded, out, results_dir, device)
-    typer.echo(summarize_ranking(results_dir, loaded.bench.ranking.metric, command=shlex.join(["fsd", *sys.argv[1:]])))
+    typer.echo(summarize_ranking(results_dir, loaded.bench.ranking.metric, loaded.bench.bootstrap, command=shlex.join(["fsd", *sys.argv[1:]])))
 
 
 def _ints(text: str) -> list[int]:

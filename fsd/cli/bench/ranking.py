@@ -14,7 +14,8 @@ Resumable, one small result file per finished piece, so the stand-alone results 
 work reuses:
 
 - ``architectures/<name>-seed<k>.json``: one stand-alone training (genotype, parameters, val and
-  test metrics, training time, data fingerprints, config, command);
+  test metrics, training time, data fingerprints, config, command), or ``.failed.json`` when its
+  training diverged (the measurement goes on without it);
 - ``proxy/search-seed<s>.json``: that search's supernet score of every architecture;
 - ``searches/seed<s>.json``: the genotype the search found;
 
@@ -24,16 +25,25 @@ and the report (:mod:`fsd.cli.bench.ranking_report`): ``ranking.md``, ``ranking.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
-from fsd.cli.bench.accuracy import data_fingerprints, device_name, run_search, train_and_score
+from fsd.cli.bench.accuracy import (
+    RANDOM_SEED_BASE,
+    data_fingerprints,
+    device_name,
+    run_search,
+    train_and_score,
+)
 from fsd.cli.data_setup import ensure_data
 from fsd.config import FsdConfig
 from fsd.device import resolve_device
+from fsd.engine.loop import TrainingError
 from fsd.errors import FsdError
 from fsd.models import DetectorConfig, Genotype, architecture_record, build_from_architecture, load_genotype
 from fsd.models.complexity import count_parameters
@@ -41,22 +51,28 @@ from fsd.progress import progress_bar
 from search.loop import random_genotype, supernet_proxy
 from search.proxy import outside_space
 
-#: the random arm's genotype k is drawn with this seed plus k (fsd.cli.bench.accuracy)
-RANDOM_SEED_BASE = 1000
+
+def genotype_files(config: FsdConfig) -> dict[str, Genotype]:
+    """The further genotype files of ``bench.ranking``, by name; FsdError for a file outside the
+    searched space or a name another ranked architecture has."""
+    chosen: dict[str, Genotype] = {}
+    for path in config.bench.ranking.genotypes:
+        genotype = load_genotype(path)
+        problem = outside_space(genotype, config.search.space)
+        if problem:
+            raise FsdError(f"{path}: not an architecture of the searched space ({problem})")
+        name = Path(path).stem
+        if name in chosen or name.startswith(("random-", "searched-seed")):
+            raise FsdError(f"{path}: the name {name!r} is taken by another ranked architecture; rename the file")
+        chosen[name] = genotype
+    return chosen
 
 
 def ranked_architectures(config: FsdConfig, out: Path, results: Path, device: str, progress: bool) -> dict[str, Genotype]:
-    """Every architecture the ranking measures, by name (searching first where needed); a genotype
-    file outside the searched space fails with the reason."""
+    """Every architecture the ranking measures, by name (searching first where needed)."""
     ranking = config.bench.ranking
-    space = config.search.space
     chosen: dict[str, Genotype] = {f"random-{k}": random_genotype(config, RANDOM_SEED_BASE + k) for k in range(ranking.random_genotypes)}
-    for path in ranking.genotypes:
-        genotype = load_genotype(path)
-        problem = outside_space(genotype, space)
-        if problem:
-            raise FsdError(f"{path}: not an architecture of the searched space ({problem})")
-        chosen[Path(path).stem] = genotype
+    chosen.update(genotype_files(config))
     for seed in ranking.search_seeds:
         chosen[f"searched-seed{seed}"] = load_genotype(run_search(config, out, results, seed, device, progress))
     if len(chosen) < 3:
@@ -65,23 +81,54 @@ def ranked_architectures(config: FsdConfig, out: Path, results: Path, device: st
 
 
 def standalone_file(results: Path, name: str, seed: int) -> Path:
+    """The result file of one stand-alone training (``.failed.json`` beside it when it diverged)."""
     return results / "architectures" / f"{name}-seed{seed}.json"
+
+
+def genotype_key(genotype: Genotype) -> str:
+    """A short hash of the architecture (ops and shapes; not its provenance)."""
+    document = {k: v for k, v in genotype.to_dict().items() if k != "search"}
+    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def write_json(path: Path, record: dict[str, Any]) -> Path:
+    """Write ``record`` whole or not at all (a kill mid-write leaves no half file to skip on)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(temporary, path)
+    return path
+
+
+def check_same_architecture(path: Path, name: str, genotype: Genotype) -> None:
+    """A finished result of ``name`` must be of the same architecture (the space or a genotype
+    file may have changed since); FsdError otherwise."""
+    stored = json.loads(path.read_text()).get("genotype_key")
+    if stored is not None and stored != genotype_key(genotype):
+        raise FsdError(f"{path} was written for another architecture named {name!r}; use a new --results directory")
 
 
 def train_standalone(config: FsdConfig, name: str, genotype: Genotype, seed: int, out: Path, results: Path, device: str, progress: bool) -> Path:
     """Train one architecture stand-alone with one seed and record its scores (skipped when its
     result file exists)."""
     result_file = standalone_file(results, name, seed)
-    if result_file.is_file():
-        return result_file
+    failed = result_file.with_suffix(".failed.json")
+    for done in (result_file, failed):
+        if done.is_file():
+            check_same_architecture(done, name, genotype)
+            return done
     seeded = config.model_copy(update={"seed": seed})
     architecture = architecture_record(genotype=genotype)
-    scored = train_and_score(seeded, architecture, out / "runs" / f"{name}-seed{seed}", device, progress)
+    try:
+        scored = train_and_score(seeded, architecture, out / "runs" / f"{name}-seed{seed}", device, progress)
+    except TrainingError as error:
+        return write_json(failed, {"name": name, "seed": seed, "genotype_key": genotype_key(genotype), "failed": str(error), "command": shlex.join(sys.argv)})
     network = build_from_architecture(architecture, DetectorConfig.from_config(seeded))
     record = {
         "name": name,
         "seed": seed,
         "genotype": genotype.to_dict(),
+        "genotype_key": genotype_key(genotype),
         "parameters": count_parameters(network),
         "train_seconds": round(scored.train_seconds, 1),
         "val": scored.val,
@@ -92,38 +139,38 @@ def train_standalone(config: FsdConfig, name: str, genotype: Genotype, seed: int
         "command": shlex.join(sys.argv),
         "config": seeded.model_dump(mode="json"),
     }
-    result_file.parent.mkdir(parents=True, exist_ok=True)
-    result_file.write_text(json.dumps(record, indent=2) + "\n")
-    return result_file
+    return write_json(result_file, record)
 
 
 def proxy_file(results: Path, seed: int) -> Path:
+    """The supernet scores of search ``seed``."""
     return results / "proxy" / f"search-seed{seed}.json"
 
 
 def score_with_supernet(architectures: dict[str, Genotype], seed: int, out: Path, results: Path, device: str, progress: bool) -> Path:
     """Search ``seed``'s supernet score of every architecture (only those not scored before)."""
     result_file = proxy_file(results, seed)
-    record: dict[str, Any] = json.loads(result_file.read_text()) if result_file.is_file() else {"search_seed": seed, "scores": {}}
-    missing = [name for name in architectures if name not in record["scores"]]
+    record: dict[str, Any] = json.loads(result_file.read_text()) if result_file.is_file() else {"search_seed": seed, "scores": {}, "genotype_keys": {}}
+    keys = record.setdefault("genotype_keys", {})
+    missing = [name for name in architectures if name not in record["scores"] or keys.get(name) != genotype_key(architectures[name])]
     if not missing:
         return result_file
     proxy = supernet_proxy(out / "search" / f"seed{seed}", resolve_device(device))
     bar = progress_bar(total=len(missing), desc=f"supernet {seed} scores", disable=not progress)
     for name in missing:
         record["scores"][name] = proxy.score_genotype(architectures[name])
+        keys[name] = genotype_key(architectures[name])
         bar.update(1)
     bar.close()
     record.update({"metric": proxy.metric, "command": shlex.join(sys.argv)})
-    result_file.parent.mkdir(parents=True, exist_ok=True)
-    result_file.write_text(json.dumps(record, indent=2) + "\n")
-    return result_file
+    return write_json(result_file, record)
 
 
 def run_ranking_benchmark(config: FsdConfig, out_dir: str | Path, results_dir: str | Path, device: str = "auto", progress: bool = True) -> list[Path]:
     """Every missing stand-alone training and supernet scoring (see the module docstring); returns
     the result files. The searches run first (their genotypes join the ranked set)."""
     out, results = Path(out_dir), Path(results_dir)
+    genotype_files(config)  # a wrong genotype file fails before any data is generated
     ensure_data(config, device, progress)
     architectures = ranked_architectures(config, out, results, device, progress)
     files = [score_with_supernet(architectures, seed, out, results, device, progress) for seed in config.bench.ranking.search_seeds]

@@ -36,9 +36,15 @@ def load_standalone(results: Path) -> dict[str, list[dict[str, Any]]]:
     """Stand-alone result records by architecture name (one per training seed)."""
     records: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for path in sorted((results / "architectures").glob("*.json")):
-        record = json.loads(path.read_text())
-        records[record["name"]].append(record)
+        if not path.name.endswith(".failed.json"):
+            record = json.loads(path.read_text())
+            records[record["name"]].append(record)
     return dict(records)
+
+
+def load_failures(results: Path) -> list[dict[str, Any]]:
+    """Stand-alone trainings that diverged (left out of the ranking)."""
+    return [json.loads(p.read_text()) for p in sorted((results / "architectures").glob("*.failed.json"))]
 
 
 def load_proxies(results: Path) -> dict[int, dict[str, Any]]:
@@ -71,7 +77,8 @@ def architecture_rows(standalone: dict[str, list[dict[str, Any]]], metric: str) 
 def search_ranking(rows: list[dict[str, Any]], proxy: dict[str, Any], replicates: int) -> dict[str, Any]:
     """Kendall's tau of one supernet's scores against the stand-alone val and test scores, and
     where the search's own genotype lands among the architectures."""
-    scored = [r for r in rows if r["name"] in proxy["scores"]]
+    usable = [r for r in rows if r["name"] in proxy["scores"]]
+    scored = [r for r in usable if np.isfinite(proxy["scores"][r["name"]]) and np.isfinite(r["val"]) and np.isfinite(r["test sens@4"])]
     proxy_scores = [proxy["scores"][r["name"]] for r in scored]
     val = [r["val"] for r in scored]
     test = [r["test sens@4"] for r in scored]
@@ -82,6 +89,8 @@ def search_ranking(rows: list[dict[str, Any]], proxy: dict[str, Any], replicates
     return {
         "search_seed": seed,
         "architectures": len(scored),
+        "not_finite": sorted(r["name"] for r in usable if r not in scored),
+        "not_trained": sorted(set(proxy["scores"]) - {r["name"] for r in rows}),
         "metric": proxy.get("metric", ""),
         "tau_val": _finite(kendall_tau_b(proxy_scores, val)),
         "tau_val_ci": [_finite(v) for v in kendall_tau_interval(proxy_scores, val, replicates)],
@@ -160,12 +169,19 @@ def summarize_ranking(results: str | Path, metric: str, replicates: int = 2000, 
         )
     lines += ["", "Claims:", ""]
     for r in rankings:
-        claim = f"- Search seed {r['search_seed']}: Kendall tau of the proxy at least {TAU_TARGET}:"
+        claim = f"- Search seed {r['search_seed']}: Kendall tau of the proxy (point estimate) at least {TAU_TARGET}:"
         if r["tau_val"] is None:
             lines.append(f"{claim} **cannot be measured** (the stand-alone or supernet scores are all tied).")
             continue
         verdict = "holds" if r["tau_val"] >= TAU_TARGET else "does not hold"
+        if r["not_trained"] or r["architectures"] < 3:
+            missing = ", ".join(r["not_trained"]) or "-"
+            verdict += f" so far** (provisional: {r['architectures']} architectures trained; not yet: {missing})"
+            lines.append(f"{claim} **{verdict} (tau {_tau(r['tau_val'], r['tau_val_ci'])}).")
+            continue
         lines.append(f"{claim} **{verdict}** (tau {_tau(r['tau_val'], r['tau_val_ci'])}).")
+        if r["not_finite"]:
+            lines.append(f"  Left out for a non-finite score: {', '.join(r['not_finite'])}.")
     lines += [
         "",
         "| architecture | seeds | params (M) | val " + metric + " | val sens@4 | test sens@4 | test FROC mean | "
@@ -178,6 +194,10 @@ def summarize_ranking(results: str | Path, metric: str, replicates: int = 2000, 
             f"| {row['name']} | {row['seeds']} | {row['parameters'] / 1e6:.2f} | {_pct(row['val'])} | {_pct(row['val sens@4'])} | "
             f"{_pct(row['test sens@4'])} | {_pct(row['test FROC mean'])} | {scores} | {row['backbone']} | {row['head']} |"
         )
+    failures = load_failures(results)
+    if failures:
+        lines += ["", "Stand-alone trainings that diverged (left out):", ""]
+        lines += [f"- {f['name']} seed {f['seed']}: {f['failed']}" for f in failures]
     markdown = "\n".join(lines) + "\n"
     (results / "ranking.md").write_text(markdown)
     (results / "ranking.json").write_text(json.dumps({"metric": metric, "rankings": rankings, "architectures": rows}, indent=2) + "\n")
