@@ -16,10 +16,10 @@ from scipy import stats
 from fsd.cli.bench.rank_correlation import kendall_tau_b, kendall_tau_interval
 from fsd.cli.bench.ranking import run_ranking_benchmark
 from fsd.cli.bench.ranking_report import summarize_ranking
-from fsd.config import FsdConfig
+from fsd.config import FsdConfig, parse_config
 from fsd.data.dl_info import read_dl_info
 from fsd.data.splits import task_records
-from fsd.errors import FsdError
+from fsd.errors import ConfigError, FsdError
 from fsd.models import load_genotype
 from fsd.models.genotype import make_genotype
 
@@ -108,3 +108,16 @@ def test_a_genotype_outside_the_searched_space_is_refused(tmp_path: Path):
     config = ranking_config(tmp_path, [foreign])
     with pytest.raises(FsdError, match="foreign.json: not an architecture of the searched space .*sep_conv_3x3"):
         run_ranking_benchmark(config, tmp_path / "runs", tmp_path / "results", device="cpu", progress=False)
+
+
+def test_a_validation_set_must_be_apart_from_training_and_test_data():
+    base = {"data": {"root": "d", "synth": {"seed": 1}}, "bench": {"test_data": {"root": "t", "synth": {"seed": 5}}}}
+    for val, reason in (
+        ({"root": "v", "synth": {"seed": 5}}, "would be the test patients"),
+        ({"root": "v", "synth": {"seed": 1}}, "would repeat training patients"),
+        ({"root": "t"}, "is also the training data or bench.test_data"),
+        ({"root": "d"}, "is also the training data or bench.test_data"),
+    ):
+        with pytest.raises(ConfigError, match=reason):
+            parse_config({**base, "data": {**base["data"], "val_data": val}})
+    assert parse_config({**base, "data": {**base["data"], "val_data": {"root": "v", "synth": {"seed": 7}}}}).data.val_data is not None
