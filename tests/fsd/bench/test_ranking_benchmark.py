@@ -87,7 +87,7 @@ def test_ranking_benchmark_end_to_end(tmp_path: Path):
 
     markdown = summarize_ranking(results, "froc_mean_0.5_4", replicates=200, command="fsd bench ranking --config toy.yaml")
     assert "Command: `fsd bench ranking --config toy.yaml`" in markdown
-    assert "Search seed 0: Kendall tau of the proxy at least 0.5" in markdown
+    assert "Search seed 0: Kendall tau of the proxy (point estimate) at least 0.5" in markdown
     for name in ("random-0", "random-1", "all_conv", "searched-seed0"):
         assert f"| {name} | 1 |" in markdown, name
     ranking = json.loads((results / "ranking.json").read_text())["rankings"][0]
