@@ -295,6 +295,9 @@ class RankingSection(Section):
     train_seeds: tuple[int, ...] = (0,)
     #: the stand-alone validation metric the supernet's scores are ranked against
     metric: Literal["froc_mean_0.5_4", "sens@4"] = "froc_mean_0.5_4"
+    #: further proxies each supernet scores every architecture with, beside the selection's own
+    #: ``search.selection_metric`` (to compare proxies on the same trained supernets)
+    proxy_metrics: tuple[Literal["loss", "froc"], ...] = ()
 
 
 class BenchSection(Section):

@@ -336,12 +336,15 @@ def search(config: FsdConfig, out_dir: str | Path, resume: bool = False, device:
     return SearchResult(genotype=load_genotype(path), genotype_path=path, seconds=searcher.elapsed_s)
 
 
-def supernet_proxy(run_dir: str | Path, device: torch.device) -> SupernetProxy:
+def supernet_proxy(run_dir: str | Path, device: torch.device, metric: str | None = None) -> SupernetProxy:
     """The proxy of a finished search run: its trained supernet scoring on its own architecture
-    set (:mod:`search.proxy`). With ``selection_metric: froc`` the BN statistics are recomputed on
-    the weight set's batches as a single process draws them, which for a data-parallel search
-    is not the share rank 0 used in its selection; the default ``loss`` metric uses no such batches."""
+    set (:mod:`search.proxy`), with the search's own ``selection_metric`` or ``metric``. With
+    ``froc`` the BN statistics are recomputed on the weight set's batches as a single process
+    draws them, which for a data-parallel search is not the share rank 0 used in its selection;
+    ``loss`` uses no such batches."""
     supernet, config = load_supernet(Path(run_dir), device)
+    if metric is not None:
+        config = config.model_copy(update={"search": config.search.model_copy(update={"selection_metric": metric})})
     weight_set, arch_set = split_weight_and_arch_sets(config)
     search = config.search
     batches = EpochBatches(

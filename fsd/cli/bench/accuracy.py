@@ -39,6 +39,7 @@ from typing import Any
 import torch
 
 from fsd.artifacts import load_checkpoint, load_for_inference
+from fsd.cli.bench.searches import run_search
 from fsd.cli.data_setup import ensure_data, ensure_held_out
 from fsd.config import FsdConfig
 from fsd.data.deeplesion import DeepLesionDataset
@@ -55,10 +56,9 @@ from fsd.models import (
     architecture_record,
     build_from_architecture,
     default_genotype,
-    load_genotype,
 )
 from fsd.models.complexity import count_parameters, forward_flops
-from search.loop import random_genotype, search
+from search.loop import random_genotype
 
 #: the random arm's genotype k is drawn with this seed plus k (so is the ranking's random-k)
 RANDOM_SEED_BASE = 1000
@@ -121,27 +121,9 @@ def cell_config(arm: Arm, config: FsdConfig, seed: int) -> FsdConfig:
     return config.model_copy(update={"seed": seed, "task": arm.task, "model": model.model_copy(update=updates)})
 
 
-def search_config(config: FsdConfig, seed: int) -> FsdConfig:
-    """The search runs on the binary task (its genotype serves every searched arm)."""
-    return config.model_copy(update={"seed": seed, "task": "binary"})
-
-
-def run_search(config: FsdConfig, out: Path, results: Path, seed: int, device: str, progress: bool) -> Path:
-    """The genotype the search with ``seed`` finds (searching now unless done before)."""
-    run = out / "search" / f"seed{seed}"
-    genotype = run / "genotype.json"
-    if not genotype.is_file():
-        search(search_config(config, seed), run, resume=(run / "search_last.pt").is_file(), device=device, progress=progress)
-    summary = json.loads((run / "search_summary.json").read_text())
-    record = results / "searches" / f"seed{seed}.json"
-    record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps({"seed": seed, "seconds": summary["seconds"], "genotype": summary["genotype"]}, indent=2) + "\n")
-    return genotype
-
-
 def cell_architecture(arm: Arm, config: FsdConfig, seed: int, out: Path, results: Path, device: str, progress: bool) -> dict[str, Any]:
     if arm.architecture == "searched":
-        return architecture_record(genotype=load_genotype(run_search(config, out, results, seed, device, progress)))
+        return architecture_record(genotype=run_search(config, out, results, seed, device, progress))
     if arm.architecture == "random":
         return architecture_record(genotype=random_genotype(config, RANDOM_SEED_BASE + seed))
     if arm.architecture == "default":

@@ -16,7 +16,9 @@ work reuses:
 - ``architectures/<name>-seed<k>.json``: one stand-alone training (genotype, parameters, val and
   test metrics, training time, data fingerprints, config, command), or ``.failed.json`` when its
   training diverged (the measurement goes on without it);
-- ``proxy/search-seed<s>.json``: that search's supernet score of every architecture;
+- ``proxy/search-seed<s>.json``: that search's supernet score of every architecture with the
+  selection's own proxy, and ``proxy/search-seed<s>.<metric>.json`` with each further proxy of
+  ``bench.ranking.proxy_metrics`` (the same trained supernet, scored another way);
 - ``searches/seed<s>.json``: the genotype the search found;
 
 and the report (:mod:`fsd.cli.bench.ranking_report`): ``ranking.md``, ``ranking.json``,
@@ -37,9 +39,9 @@ from fsd.cli.bench.accuracy import (
     RANDOM_SEED_BASE,
     data_fingerprints,
     device_name,
-    run_search,
     train_and_score,
 )
+from fsd.cli.bench.searches import run_search
 from fsd.cli.data_setup import ensure_data
 from fsd.config import FsdConfig
 from fsd.device import resolve_device
@@ -74,7 +76,7 @@ def ranked_architectures(config: FsdConfig, out: Path, results: Path, device: st
     chosen: dict[str, Genotype] = {f"random-{k}": random_genotype(config, RANDOM_SEED_BASE + k) for k in range(ranking.random_genotypes)}
     chosen.update(genotype_files(config))
     for seed in ranking.search_seeds:
-        chosen[f"searched-seed{seed}"] = load_genotype(run_search(config, out, results, seed, device, progress))
+        chosen[f"searched-seed{seed}"] = run_search(config, out, results, seed, device, progress)
     if len(chosen) < 3:
         raise FsdError(f"a ranking needs at least 3 architectures; bench.ranking gives {len(chosen)}")
     return chosen
@@ -142,28 +144,40 @@ def train_standalone(config: FsdConfig, name: str, genotype: Genotype, seed: int
     return write_json(result_file, record)
 
 
-def proxy_file(results: Path, seed: int) -> Path:
-    """The supernet scores of search ``seed``."""
-    return results / "proxy" / f"search-seed{seed}.json"
+def proxy_file(results: Path, seed: int, metric: str, own: bool) -> Path:
+    """The supernet scores of search ``seed`` with one proxy (the selection's own, or a further one)."""
+    return results / "proxy" / (f"search-seed{seed}.json" if own else f"search-seed{seed}.{metric}.json")
 
 
-def score_with_supernet(architectures: dict[str, Genotype], seed: int, out: Path, results: Path, device: str, progress: bool) -> Path:
-    """Search ``seed``'s supernet score of every architecture (only those not scored before)."""
-    result_file = proxy_file(results, seed)
+def score_with_supernet(
+    architectures: dict[str, Genotype], seed: int, metric: str, own: bool, out: Path, results: Path, device: str, progress: bool
+) -> Path:
+    """Search ``seed``'s supernet score of every architecture with the ``metric`` proxy (only
+    those not scored before); ``own``: the proxy the search's selection used."""
+    result_file = proxy_file(results, seed, metric, own)
     record: dict[str, Any] = json.loads(result_file.read_text()) if result_file.is_file() else {"search_seed": seed, "scores": {}, "genotype_keys": {}}
     keys = record.setdefault("genotype_keys", {})
     missing = [name for name in architectures if name not in record["scores"] or keys.get(name) != genotype_key(architectures[name])]
-    if not missing:
+    described = {"selection_metric": metric, "selection_proxy": own}
+    if not missing and described.items() <= record.items():
         return result_file
-    proxy = supernet_proxy(out / "search" / f"seed{seed}", resolve_device(device))
-    bar = progress_bar(total=len(missing), desc=f"supernet {seed} scores", disable=not progress)
-    for name in missing:
-        record["scores"][name] = proxy.score_genotype(architectures[name])
-        keys[name] = genotype_key(architectures[name])
-        bar.update(1)
-    bar.close()
-    record.update({"metric": proxy.metric, "command": shlex.join(sys.argv)})
+    if missing:
+        proxy = supernet_proxy(out / "search" / f"seed{seed}", resolve_device(device), metric)
+        bar = progress_bar(total=len(missing), desc=f"supernet {seed} {metric} scores", disable=not progress)
+        for name in missing:
+            record["scores"][name] = proxy.score_genotype(architectures[name])
+            keys[name] = genotype_key(architectures[name])
+            bar.update(1)
+        bar.close()
+        record.update({"metric": proxy.metric, "command": shlex.join(sys.argv)})
+    record.update(described)
     return write_json(result_file, record)
+
+
+def proxy_metrics(config: FsdConfig) -> list[tuple[str, bool]]:
+    """The proxies every supernet scores with: (metric, is it the selection's own)."""
+    own = config.search.selection_metric
+    return [(own, True)] + [(m, False) for m in dict.fromkeys(config.bench.ranking.proxy_metrics) if m != own]
 
 
 def run_ranking_benchmark(config: FsdConfig, out_dir: str | Path, results_dir: str | Path, device: str = "auto", progress: bool = True) -> list[Path]:
@@ -173,7 +187,11 @@ def run_ranking_benchmark(config: FsdConfig, out_dir: str | Path, results_dir: s
     genotype_files(config)  # a wrong genotype file fails before any data is generated
     ensure_data(config, device, progress)
     architectures = ranked_architectures(config, out, results, device, progress)
-    files = [score_with_supernet(architectures, seed, out, results, device, progress) for seed in config.bench.ranking.search_seeds]
+    files = [
+        score_with_supernet(architectures, seed, metric, own, out, results, device, progress)
+        for seed in config.bench.ranking.search_seeds
+        for metric, own in proxy_metrics(config)
+    ]
     for seed in config.bench.ranking.train_seeds:
         for name, genotype in architectures.items():
             files.append(train_standalone(config, name, genotype, seed, out, results, device, progress))

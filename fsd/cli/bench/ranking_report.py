@@ -47,8 +47,16 @@ def load_failures(results: Path) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted((results / "architectures").glob("*.failed.json"))]
 
 
-def load_proxies(results: Path) -> dict[int, dict[str, Any]]:
-    return {int(r["search_seed"]): r for r in (json.loads(p.read_text()) for p in sorted((results / "proxy").glob("search-seed*.json")))}
+def load_proxies(results: Path) -> list[dict[str, Any]]:
+    """Every supernet's scores, the selection's own proxy first within a search seed."""
+    records = [json.loads(p.read_text()) for p in sorted((results / "proxy").glob("search-seed*.json"))]
+    return sorted(records, key=lambda r: (int(r["search_seed"]), not r.get("selection_proxy", True), r.get("selection_metric", "")))
+
+
+def proxy_label(proxy: dict[str, Any]) -> str:
+    """How a table names one supernet's proxy: its search seed and metric."""
+    own = " (selection's)" if proxy.get("selection_proxy", True) else ""
+    return f"supernet {proxy['search_seed']} {proxy.get('selection_metric', '')}{own}".strip()
 
 
 def architecture_rows(standalone: dict[str, list[dict[str, Any]]], metric: str) -> list[dict[str, Any]]:
@@ -92,6 +100,8 @@ def search_ranking(rows: list[dict[str, Any]], proxy: dict[str, Any], replicates
         "not_finite": sorted(r["name"] for r in usable if r not in scored),
         "not_trained": sorted(set(proxy["scores"]) - {r["name"] for r in rows}),
         "metric": proxy.get("metric", ""),
+        "selection_metric": proxy.get("selection_metric"),
+        "selection_proxy": proxy.get("selection_proxy", True),
         "tau_val": _finite(kendall_tau_b(proxy_scores, val)),
         "tau_val_ci": [_finite(v) for v in kendall_tau_interval(proxy_scores, val, replicates)],
         "tau_test": _finite(kendall_tau_b(proxy_scores, test)),
@@ -120,11 +130,17 @@ def _tau(value: float | None, interval: list[float | None]) -> str:
     return f"{value:+.2f} [{interval[0]:+.2f}, {interval[1]:+.2f}]"
 
 
-def plot_ranking(rows: list[dict[str, Any]], proxies: dict[int, dict[str, Any]], rankings: list[dict[str, Any]], metric: str, out: Path) -> Path:
-    """One scatter per search seed: the supernet's score against the stand-alone val score."""
-    count = max(len(proxies), 1)
-    fig, axes = plt.subplots(1, count, figsize=(5.5 * count, 4.6), squeeze=False)
-    for axis, (seed, proxy), ranking in zip(axes[0], sorted(proxies.items()), rankings):
+def plot_ranking(rows: list[dict[str, Any]], proxies: list[dict[str, Any]], rankings: list[dict[str, Any]], metric: str, out: Path) -> Path:
+    """One scatter per search seed (columns) and proxy (rows): the supernet's score against the
+    stand-alone val score."""
+    seeds = sorted({int(p["search_seed"]) for p in proxies})
+    kinds = list(dict.fromkeys((p.get("selection_metric"), p.get("selection_proxy", True)) for p in proxies))
+    fig, axes = plt.subplots(len(kinds), len(seeds), figsize=(5.5 * len(seeds), 4.6 * len(kinds)), squeeze=False)
+    for axis in axes.flat:
+        axis.set_visible(False)
+    for proxy, ranking in zip(proxies, rankings):
+        axis = axes[kinds.index((proxy.get("selection_metric"), proxy.get("selection_proxy", True))), seeds.index(int(proxy["search_seed"]))]
+        axis.set_visible(True)
         scored = [r for r in rows if r["name"] in proxy["scores"]]
         x = [proxy["scores"][r["name"]] for r in scored]
         y = [100 * r["val"] for r in scored]
@@ -132,9 +148,9 @@ def plot_ranking(rows: list[dict[str, Any]], proxies: dict[int, dict[str, Any]],
         axis.scatter(x, y, c=colours)
         for r, xi, yi in zip(scored, x, y):
             axis.annotate(r["name"], (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        axis.set_xlabel(f"supernet {seed}: {proxy.get('metric', 'score')}")
+        axis.set_xlabel(f"{proxy_label(proxy)}: {proxy.get('metric', 'score')}")
         axis.set_ylabel(f"stand-alone val {metric} (%)")
-        axis.set_title(f"search seed {seed}: tau {_tau(ranking['tau_val'], ranking['tau_val_ci'])}", fontsize=9)
+        axis.set_title(f"search seed {proxy['search_seed']}: tau {_tau(ranking['tau_val'], ranking['tau_val_ci'])}", fontsize=9)
         axis.grid(alpha=0.3)
     fig.tight_layout()
     path = out / "ranking.png"
@@ -148,7 +164,7 @@ def summarize_ranking(results: str | Path, metric: str, replicates: int = 2000, 
     results = Path(results)
     rows = architecture_rows(load_standalone(results), metric)
     proxies = load_proxies(results)
-    rankings = [search_ranking(rows, proxy, replicates) for _, proxy in sorted(proxies.items())]
+    rankings = [search_ranking(rows, proxy, replicates) for proxy in proxies]
     lines = ["# How well the supernet ranks its space", ""]
     if command:
         lines += [f"Command: `{command}`", ""]
@@ -163,13 +179,14 @@ def summarize_ranking(results: str | Path, metric: str, replicates: int = 2000, 
     for r in rankings:
         rank = f"{r['searched_val_rank']} of {r['architectures']}" if r["searched_val_rank"] else "-"
         lines.append(
-            f"| {r['search_seed']} | {r['architectures']} | {r['metric']} | {_tau(r['tau_val'], r['tau_val_ci'])} | "
+            f"| {r['search_seed']} | {r['architectures']} | {r['metric']}{'' if r['selection_proxy'] else ' (further proxy)'} | {_tau(r['tau_val'], r['tau_val_ci'])} | "
             f"{_tau(r['tau_test'], r['tau_test_ci'])} | {r['proxy_top']} | {rank} | {_pct(r['searched_test_sens@4'])} | "
             f"{_pct(r['best_random_test_sens@4'])} | {_pct(r['best_known_test_sens@4'])} |"
         )
     lines += ["", "Claims:", ""]
     for r in rankings:
-        claim = f"- Search seed {r['search_seed']}: Kendall tau of the proxy (point estimate) at least {TAU_TARGET}:"
+        which = "the selection's proxy" if r["selection_proxy"] else f"a further proxy ({r['metric']})"
+        claim = f"- Search seed {r['search_seed']}: Kendall tau of {which} (point estimate) at least {TAU_TARGET}:"
         if r["tau_val"] is None:
             lines.append(f"{claim} **cannot be measured** (the stand-alone or supernet scores are all tied).")
             continue
@@ -185,11 +202,11 @@ def summarize_ranking(results: str | Path, metric: str, replicates: int = 2000, 
     lines += [
         "",
         "| architecture | seeds | params (M) | val " + metric + " | val sens@4 | test sens@4 | test FROC mean | "
-        + " | ".join(f"supernet {s}" for s in sorted(proxies)) + " | backbone | head |",
+        + " | ".join(proxy_label(p) for p in proxies) + " | backbone | head |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | " + " | ".join("---:" for _ in proxies) + " | --- | --- |",
     ]
     for row in rows:
-        scores = " | ".join(f"{proxies[s]['scores'][row['name']]:.4f}" if row["name"] in proxies[s]["scores"] else "-" for s in sorted(proxies))
+        scores = " | ".join(f"{p['scores'][row['name']]:.4f}" if row["name"] in p["scores"] else "-" for p in proxies)
         lines.append(
             f"| {row['name']} | {row['seeds']} | {row['parameters'] / 1e6:.2f} | {_pct(row['val'])} | {_pct(row['val sens@4'])} | "
             f"{_pct(row['test sens@4'])} | {_pct(row['test FROC mean'])} | {scores} | {row['backbone']} | {row['head']} |"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from scipy import stats
 from fsd.cli.bench.rank_correlation import kendall_tau_b, kendall_tau_interval
 from fsd.cli.bench.ranking import run_ranking_benchmark
 from fsd.cli.bench.ranking_report import summarize_ranking
+from fsd.cli.bench.searches import recorded_genotype, search_config, search_record_file
 from fsd.config import FsdConfig, parse_config
 from fsd.data.dl_info import read_dl_info
 from fsd.data.splits import task_records
@@ -53,7 +55,7 @@ def test_tau_interval_brackets_the_estimate_and_narrows_with_more_architectures(
 def ranking_config(root: Path, extra: list[Path]) -> FsdConfig:
     document = toy_config(root).model_dump()
     document["data"]["val_data"] = {"root": root / "val", "synth": {"patients": 4, "size": 128, "seed": 77, "type_all": True}}
-    document["bench"]["ranking"] = {"random_genotypes": 2, "genotypes": extra, "search_seeds": [0], "train_seeds": [0]}
+    document["bench"]["ranking"] = {"random_genotypes": 2, "genotypes": extra, "search_seeds": [0], "train_seeds": [0], "proxy_metrics": ["froc", "loss"]}
     return FsdConfig.model_validate(document)
 
 
@@ -66,7 +68,7 @@ def test_ranking_benchmark_end_to_end(tmp_path: Path):
     results = tmp_path / "results"
     files = run_ranking_benchmark(config, tmp_path / "runs", results, device="cpu", progress=False)
     names = sorted(f.name for f in files)
-    assert names == sorted(["search-seed0.json", "random-0-seed0.json", "random-1-seed0.json", "all_conv-seed0.json", "searched-seed0-seed0.json"])
+    assert names == sorted(["search-seed0.json", "search-seed0.froc.json", "random-0-seed0.json", "random-1-seed0.json", "all_conv-seed0.json", "searched-seed0-seed0.json"])
 
     # every stand-alone architecture is chosen and scored on the validation set of its own patients
     val_lesions = sum(len(r.lesions) for r in task_records(read_dl_info(tmp_path / "val" / "DL_info.csv"), "binary"))
@@ -80,17 +82,37 @@ def test_ranking_benchmark_end_to_end(tmp_path: Path):
     assert set(proxy["scores"]) == {"random-0", "random-1", "all_conv", "searched-seed0"}
     searched = load_genotype(tmp_path / "runs" / "search" / "seed0" / "genotype.json")
     assert proxy["scores"]["searched-seed0"] == pytest.approx(searched.search["selection_score"], rel=1e-6)
+    assert proxy["selection_metric"] == "loss" and proxy["selection_proxy"] is True
+    # a further proxy scores the same architectures on the same supernet another way ("loss", the
+    # selection's own, is not scored twice)
+    froc = json.loads((results / "proxy" / "search-seed0.froc.json").read_text())
+    assert froc["selection_metric"] == "froc" and froc["selection_proxy"] is False
+    assert set(froc["scores"]) == set(proxy["scores"]) and all(0.0 <= v <= 1.0 for v in froc["scores"].values())
 
     stamps = {f: f.stat().st_mtime_ns for f in files}
     again = run_ranking_benchmark(config, tmp_path / "runs", results, device="cpu", progress=False)
     assert again == files and all(f.stat().st_mtime_ns == stamps[f] for f in files), "finished pieces are skipped"
 
+    # on a new machine the run folders are gone: the committed search record stands in for the search
+    shutil.rmtree(tmp_path / "runs")
+    assert run_ranking_benchmark(config, tmp_path / "runs", results, device="cpu", progress=False) == files
+    assert not (tmp_path / "runs" / "search").exists(), "nothing was searched again"
+    record_file = search_record_file(results, 0)
+    assert recorded_genotype(record_file, search_config(config, 0)) == searched
+    other = config.model_copy(update={"search": config.search.model_copy(update={"epochs": 3})})
+    assert recorded_genotype(record_file, search_config(other, 0)) is None, "a record of other search settings is not reused"
+    assert recorded_genotype(record_file, search_config(config, 1)) is None, "nor one of another seed"
+
     markdown = summarize_ranking(results, "froc_mean_0.5_4", replicates=200, command="fsd bench ranking --config toy.yaml")
     assert "Command: `fsd bench ranking --config toy.yaml`" in markdown
-    assert "Search seed 0: Kendall tau of the proxy (point estimate) at least 0.5" in markdown
+    assert "Search seed 0: Kendall tau of the selection's proxy (point estimate) at least 0.5" in markdown
+    assert "Search seed 0: Kendall tau of a further proxy (FROC mean 0.5-4) (point estimate)" in markdown
+    assert "| supernet 0 loss (selection's) | supernet 0 froc |" in markdown
     for name in ("random-0", "random-1", "all_conv", "searched-seed0"):
         assert f"| {name} | 1 |" in markdown, name
-    ranking = json.loads((results / "ranking.json").read_text())["rankings"][0]
+    rankings = json.loads((results / "ranking.json").read_text())["rankings"]
+    assert [(r["selection_metric"], r["selection_proxy"]) for r in rankings] == [("loss", True), ("froc", False)]
+    ranking = rankings[0]
     assert ranking["architectures"] == 4 and 1 <= ranking["searched_val_rank"] <= 4
     # toy-scale training may leave every stand-alone score tied, where tau is not defined and says so
     if ranking["tau_val"] is None:

@@ -1,0 +1,72 @@
+"""The searches a benchmark relies on: one per seed, recorded as a small committed result file.
+
+A benchmark's searched arms and its ranking use the genotype that the search with each seed
+derives. The search runs into ``<out>/search/seed<k>`` (resumable there) and its result is
+recorded in ``<results>/searches/seed<k>.json``: the seed, its time, the genotype, and the exact
+config the search ran with. The run folder holds checkpoints and is never committed; the record
+is. On a new machine, where the run folder is gone, a record whose config is the one the search
+would run with now is reused instead of searching again (a search is not bitwise reproducible
+across machines, so searching again could derive another genotype than the committed cells
+used). A record of another config is not reused: the search runs and its record replaces it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from fsd.config import FsdConfig
+from fsd.models import Genotype, load_genotype
+from fsd.models.genotype import genotype_from_dict
+from search.loop import search
+
+#: config sections that do not change what a search does (left out of the comparison)
+NOT_SEARCH_SETTINGS = ("name", "bench")
+
+
+def search_config(config: FsdConfig, seed: int) -> FsdConfig:
+    """The search runs on the binary task (its genotype serves every searched arm)."""
+    return config.model_copy(update={"seed": seed, "task": "binary"})
+
+
+def search_settings(config: FsdConfig) -> dict[str, Any]:
+    """What a search record is compared on: the whole config but its name and bench section."""
+    return {k: v for k, v in config.model_dump(mode="json").items() if k not in NOT_SEARCH_SETTINGS}
+
+
+def search_record_file(results: Path, seed: int) -> Path:
+    """The committed record of the search with ``seed``."""
+    return results / "searches" / f"seed{seed}.json"
+
+
+def recorded_genotype(record_file: Path, config: FsdConfig) -> Genotype | None:
+    """The genotype of a committed search record made with ``config``'s search settings (None
+    when there is no such record, or it was made with other settings or before records kept them)."""
+    if not record_file.is_file():
+        return None
+    record = json.loads(record_file.read_text())
+    if record.get("config") != search_settings(config):
+        return None
+    return genotype_from_dict(record["genotype"])
+
+
+def run_search(config: FsdConfig, out: Path, results: Path, seed: int, device: str, progress: bool) -> Genotype:
+    """The genotype the search with ``seed`` derives: from its run folder when it finished there,
+    from its committed record when the folder is gone and the record matches, or searched now."""
+    seeded = search_config(config, seed)
+    run = out / "search" / f"seed{seed}"
+    record_file = search_record_file(results, seed)
+    if not (run / "genotype.json").is_file():
+        recorded = recorded_genotype(record_file, seeded)
+        if recorded is not None:
+            return recorded
+        search(seeded, run, resume=(run / "search_last.pt").is_file(), device=device, progress=progress)
+    summary = json.loads((run / "search_summary.json").read_text())
+    record = {"seed": seed, "seconds": summary["seconds"], "genotype": summary["genotype"], "config": search_settings(seeded)}
+    record_file.parent.mkdir(parents=True, exist_ok=True)
+    temporary = record_file.with_suffix(".tmp")
+    temporary.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(temporary, record_file)
+    return load_genotype(run / "genotype.json")
