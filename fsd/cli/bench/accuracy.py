@@ -203,8 +203,9 @@ def run_cell(arm: Arm, config: FsdConfig, seed: int, out: Path, results: Path, d
         return result_file
     if result_file.with_suffix(".failed.json").is_file():
         return result_file.with_suffix(".failed.json")
-    config = cell_config(arm, config, seed)
+    # every arm's architecture comes from the bench's own config: one search per seed serves them all
     architecture = cell_architecture(arm, config, seed, out, results, device, progress)
+    config = cell_config(arm, config, seed)
     run = out / "runs" / name
     scored = train_and_score(config, architecture, run, device, progress)
     test_set, outcomes = scored.test_set, scored.outcomes

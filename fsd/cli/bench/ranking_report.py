@@ -1,7 +1,8 @@
 """The report of `fsd bench ranking`: per search seed, Kendall's tau-b between the supernet's score
 and the stand-alone validation score over the ranked architectures, with its bootstrap interval
 over architectures; where the search's own genotype lands among them; the table of every
-architecture; and a scatter plot of the two scorings (``ranking.png``).
+architecture; reference rankers (the parameter count, and the stand-alone val score against
+test: the ceiling); and a scatter plot of the two scorings (``ranking.png``).
 
 Read from the result files of :mod:`fsd.cli.bench.ranking` alone, so the report can be rebuilt
 on any machine from the committed files.
@@ -115,6 +116,29 @@ def search_ranking(rows: list[dict[str, Any]], proxy: dict[str, Any], replicates
     }
 
 
+def reference_rankings(rows: list[dict[str, Any]], replicates: int) -> list[dict[str, Any]]:
+    """Rankers to read the supernet's tau against: the parameter count (fewer first, a free
+    proxy) and the stand-alone val score itself (how well val ranks test: the ceiling a proxy
+    judged on val can reach)."""
+    scored = [r for r in rows if np.isfinite(r["val"]) and np.isfinite(r["test sens@4"])]
+    val = [r["val"] for r in scored]
+    test = [r["test sens@4"] for r in scored]
+    rankers = {"fewer parameters": [-float(r["parameters"]) for r in scored], "stand-alone val score": val}
+    result = []
+    for name, scores in rankers.items():
+        result.append(
+            {
+                "ranker": name,
+                "architectures": len(scored),
+                "tau_val": _finite(kendall_tau_b(scores, val)),
+                "tau_val_ci": [_finite(v) for v in kendall_tau_interval(scores, val, replicates)],
+                "tau_test": _finite(kendall_tau_b(scores, test)),
+                "tau_test_ci": [_finite(v) for v in kendall_tau_interval(scores, test, replicates)],
+            }
+        )
+    return result
+
+
 def _finite(value: float) -> float | None:
     """The value, or None where it is not defined (NaN: e.g. every stand-alone score tied)."""
     return float(value) if np.isfinite(value) else None
@@ -183,6 +207,9 @@ def summarize_ranking(results: str | Path, metric: str, replicates: int = 2000, 
             f"{_tau(r['tau_test'], r['tau_test_ci'])} | {r['proxy_top']} | {rank} | {_pct(r['searched_test_sens@4'])} | "
             f"{_pct(r['best_random_test_sens@4'])} | {_pct(r['best_known_test_sens@4'])} |"
         )
+    references = reference_rankings(rows, replicates)
+    lines += ["", "Reference rankers over the same architectures:", "", "| ranker | tau vs val | tau vs test sens@4 |", "| --- | ---: | ---: |"]
+    lines += [f"| {r['ranker']} | {_tau(r['tau_val'], r['tau_val_ci'])} | {_tau(r['tau_test'], r['tau_test_ci'])} |" for r in references]
     lines += ["", "Claims:", ""]
     for r in rankings:
         which = "the selection's proxy" if r["selection_proxy"] else f"a further proxy ({r['metric']})"
@@ -217,7 +244,7 @@ def summarize_ranking(results: str | Path, metric: str, replicates: int = 2000, 
         lines += [f"- {f['name']} seed {f['seed']}: {f['failed']}" for f in failures]
     markdown = "\n".join(lines) + "\n"
     (results / "ranking.md").write_text(markdown)
-    (results / "ranking.json").write_text(json.dumps({"metric": metric, "rankings": rankings, "architectures": rows}, indent=2) + "\n")
+    (results / "ranking.json").write_text(json.dumps({"metric": metric, "rankings": rankings, "references": references, "architectures": rows}, indent=2) + "\n")
     if rows and proxies:
         plot_ranking(rows, proxies, rankings, metric, results)
     return markdown

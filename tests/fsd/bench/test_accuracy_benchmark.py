@@ -4,6 +4,7 @@ resumable (finished cells are skipped), and a report with intervals, claims and 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,11 @@ def test_cells_report_and_resume(tmp_path: Path):
     estimates = json.loads((tmp_path / "results" / "accuracy.json").read_text())["estimates"]
     low, high = estimates["fsd"]["sens@4"]["ci"]
     assert low <= estimates["fsd"]["sens@4"]["mean"] <= high
+
+    # on a new machine the run folders are gone: the committed search record serves every searched
+    # arm, whichever arm asks first (the search runs with the bench's config, not an arm's)
+    shutil.rmtree(tmp_path / "runs")
+    [attached_file] = run_accuracy_benchmark(config, tmp_path / "runs", tmp_path / "results", ["types_graph_attached"], device="cpu", progress=False)
+    assert not (tmp_path / "runs" / "search").exists(), "nothing was searched again"
+    attached = json.loads(attached_file.read_text())
+    assert attached["architecture"] == record["architecture"] and attached["config"]["model"]["graph"]["detach_position"] is False

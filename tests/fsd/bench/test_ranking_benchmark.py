@@ -16,7 +16,7 @@ from scipy import stats
 
 from fsd.cli.bench.rank_correlation import kendall_tau_b, kendall_tau_interval
 from fsd.cli.bench.ranking import run_ranking_benchmark
-from fsd.cli.bench.ranking_report import summarize_ranking
+from fsd.cli.bench.ranking_report import reference_rankings, summarize_ranking
 from fsd.cli.bench.searches import recorded_genotype, search_config, search_record_file
 from fsd.config import FsdConfig, parse_config
 from fsd.data.dl_info import read_dl_info
@@ -108,6 +108,7 @@ def test_ranking_benchmark_end_to_end(tmp_path: Path):
     assert "Search seed 0: Kendall tau of the selection's proxy (point estimate) at least 0.5" in markdown
     assert "Search seed 0: Kendall tau of a further proxy (FROC mean 0.5-4) (point estimate)" in markdown
     assert "| supernet 0 loss (selection's) | supernet 0 froc |" in markdown
+    assert "| fewer parameters |" in markdown and "| stand-alone val score |" in markdown
     for name in ("random-0", "random-1", "all_conv", "searched-seed0"):
         assert f"| {name} | 1 |" in markdown, name
     rankings = json.loads((results / "ranking.json").read_text())["rankings"]
@@ -143,3 +144,15 @@ def test_a_validation_set_must_be_apart_from_training_and_test_data():
         with pytest.raises(ConfigError, match=reason):
             parse_config({**base, "data": {**base["data"], "val_data": val}})
     assert parse_config({**base, "data": {**base["data"], "val_data": {"root": "v", "synth": {"seed": 7}}}}).data.val_data is not None
+
+
+def test_reference_rankers_read_the_parameter_count_and_val_against_test():
+    rows = [
+        {"name": f"a{k}", "parameters": 1_000_000 + 10_000 * k, "val": 0.5 - 0.02 * k, "test sens@4": 0.6 - 0.02 * k - (0.05 if k == 0 else 0.0)}
+        for k in range(6)
+    ]
+    fewer, val = reference_rankings(rows, replicates=200)
+    assert fewer["ranker"] == "fewer parameters" and fewer["tau_val"] == pytest.approx(1.0), "fewer parameters ranks val exactly here"
+    assert val["ranker"] == "stand-alone val score" and val["tau_val"] == pytest.approx(1.0)
+    assert val["tau_test"] == pytest.approx(kendall_tau_b([r["val"] for r in rows], [r["test sens@4"] for r in rows]))
+    assert val["tau_test"] < 1.0 and fewer["architectures"] == 6
