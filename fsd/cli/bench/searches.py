@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from fsd.config import FsdConfig
+from fsd.config import FsdConfig, load_config
 from fsd.models import Genotype, load_genotype
 from fsd.models.genotype import genotype_from_dict
 from search.loop import search
@@ -64,7 +64,9 @@ def run_search(config: FsdConfig, out: Path, results: Path, seed: int, device: s
             return recorded
         search(seeded, run, resume=(run / "search_last.pt").is_file(), device=device, progress=progress)
     summary = json.loads((run / "search_summary.json").read_text())
-    record = {"seed": seed, "seconds": summary["seconds"], "genotype": summary["genotype"], "config": search_settings(seeded)}
+    # the settings the run folder was searched with (a folder searched before a config change keeps its own)
+    searched_with = load_config(run / "config.yaml") if (run / "config.yaml").is_file() else seeded
+    record = {"seed": seed, "seconds": summary["seconds"], "genotype": summary["genotype"], "config": search_settings(searched_with)}
     record_file.parent.mkdir(parents=True, exist_ok=True)
     temporary = record_file.with_suffix(".tmp")
     temporary.write_text(json.dumps(record, indent=2) + "\n")
