@@ -203,9 +203,13 @@ class SearchSection(Section):
     population: int = Field(8, ge=2)
     generations: int = Field(2, ge=0)
     mutation: float = Field(0.3, gt=0, le=1)
-    #: what a candidate is scored by on the architecture set: its detection loss (smooth, also for
-    #: a briefly trained supernet) or DeepLesion's FROC mean over 0.5-4 FPs
-    selection_metric: Literal["loss", "froc"] = "loss"
+    #: what a candidate is scored by on the architecture set: its detection loss with the
+    #: supernet's weights (smooth, also for a briefly trained supernet), DeepLesion's FROC mean
+    #: over 0.5-4 FPs with those weights ("froc"), or that FROC mean after a short stand-alone
+    #: training from scratch on the weight set ("short_training", search/short_training.py)
+    selection_metric: Literal["loss", "froc", "short_training"] = "loss"
+    #: epochs of the ``train`` recipe (on the weight set) each candidate trains for (short_training)
+    short_training_epochs: int = Field(8, ge=1)
     #: weight-set batches over which each candidate's BN statistics are recomputed (froc metric)
     selection_batches: int = Field(20, ge=1)
     #: candidates may not have more parameters than the median random genotype of the space
@@ -297,7 +301,10 @@ class RankingSection(Section):
     metric: Literal["froc_mean_0.5_4", "sens@4"] = "froc_mean_0.5_4"
     #: further proxies each supernet scores every architecture with, beside the selection's own
     #: ``search.selection_metric`` (to compare proxies on the same trained supernets)
-    proxy_metrics: tuple[Literal["loss", "froc"], ...] = ()
+    proxy_metrics: tuple[Literal["loss", "froc", "short_training"], ...] = ()
+    #: results directories of earlier rankings whose stand-alone results are reused where the
+    #: architecture, training seed and every training setting match (the search may differ)
+    reuse: tuple[Path, ...] = ()
 
 
 class BenchSection(Section):

@@ -18,7 +18,8 @@ every epoch: the softmax weights of every position, their normalised entropy, th
 derivation would choose and its margin over the strongest other op), ``alphas.png`` (how they
 evolved), ``search.jsonl`` (losses), ``search_last.pt`` (resumable checkpoint),
 ``search_summary.json``; with ``selection: evolution`` also ``selection.jsonl`` (every candidate
-evaluated, :mod:`search.selection`).
+evaluated, :mod:`search.selection`), and with ``selection_metric: short_training`` each
+candidate's short training in ``candidates/<architecture hash>/``.
 """
 
 from __future__ import annotations
@@ -43,14 +44,21 @@ from fsd.engine.distributed import DistributedContext
 from fsd.engine.loop import Batch, EpochBatches, TrainingLoop, run_loop
 from fsd.engine.metrics_log import MetricsLog
 from fsd.engine.recipe import Recipe
-from fsd.errors import DataError
+from fsd.errors import ConfigError, DataError
 from fsd.models import DetectorConfig, Genotype, load_genotype
 from fsd.progress import progress_bar
 from search.derive import derive_genotype
 from search.mixed_op import MixedOp
 from search.plots import plot_alphas
 from search.proxy import SupernetProxy, load_supernet
-from search.selection import Candidate, Evolution, log_evaluations, random_median_parameters
+from search.selection import (
+    ArchitectureProxy,
+    Candidate,
+    Evolution,
+    log_evaluations,
+    random_median_parameters,
+)
+from search.short_training import ShortTrainingProxy
 from search.supernet import (
     architecture_parameters,
     backbone_mixed_ops,
@@ -58,6 +66,9 @@ from search.supernet import (
     expected_parameters_millions,
     head_mixed_ops,
 )
+
+#: where the short-training selection trains its candidates, inside the search's run directory
+CANDIDATES_DIRECTORY = "candidates"
 
 #: the weight-set batches that recompute a candidate's BN statistics come from this epoch's order
 SELECTION_EPOCH = 2_000_000
@@ -174,6 +185,8 @@ class Searcher(TrainingLoop):
 
     def __init__(self, config: FsdConfig, out_dir: Path, context: DistributedContext, progress: bool) -> None:
         search = config.search
+        if search.selection == "evolution" and search.selection_metric == "short_training" and context.world_size > 1:
+            raise ConfigError("search.selection_metric short_training trains candidates in one process: run this search without torchrun")
         weight_set, arch_set = split_weight_and_arch_sets(config)
         torch.manual_seed(config.seed)
         detector_config = DetectorConfig.from_config(config, norm=search.norm)
@@ -290,7 +303,11 @@ class Searcher(TrainingLoop):
         )
         weights = mixing_weights(self.network)
         evolution = Evolution(space, retrain_config, weights["backbone"] + weights["head"], search.max_parameter_free_backbone, budget, self.config.seed)
-        proxy = SupernetProxy(self.network, self.config, self.arch_set, lambda: self.batches.loader(SELECTION_EPOCH), self.device)
+        proxy: ArchitectureProxy = (
+            ShortTrainingProxy(self.config, self.dataset, self.arch_set, self.out_dir / CANDIDATES_DIRECTORY, self.device)
+            if search.selection_metric == "short_training"
+            else SupernetProxy(self.network, self.config, self.arch_set, lambda: self.batches.loader(SELECTION_EPOCH), self.device)
+        )
         bar = progress_bar(total=search.population * (search.generations + 1), desc="select", disable=not self.progress)
 
         def score(candidate: Candidate) -> float:
@@ -336,16 +353,22 @@ def search(config: FsdConfig, out_dir: str | Path, resume: bool = False, device:
     return SearchResult(genotype=load_genotype(path), genotype_path=path, seconds=searcher.elapsed_s)
 
 
-def supernet_proxy(run_dir: str | Path, device: torch.device, metric: str | None = None) -> SupernetProxy:
-    """The proxy of a finished search run: its trained supernet scoring on its own architecture
-    set (:mod:`search.proxy`), with the search's own ``selection_metric`` or ``metric``. With
-    ``froc`` the BN statistics are recomputed on the weight set's batches as a single process
-    draws them, which for a data-parallel search is not the share rank 0 used in its selection;
-    ``loss`` uses no such batches."""
-    supernet, config = load_supernet(Path(run_dir), device)
+def supernet_proxy(run_dir: str | Path, device: torch.device, metric: str | None = None) -> ArchitectureProxy:
+    """The proxy of a finished search run, scoring on its own architecture set with the search's
+    own ``selection_metric`` or ``metric``: its trained supernet (:mod:`search.proxy`), or for
+    ``short_training`` a short stand-alone training of each architecture on its weight set
+    (:mod:`search.short_training`; the runs go to the search's own candidate directory, so a
+    candidate its selection trained is not trained again). With ``froc`` the BN statistics are
+    recomputed on the weight set's batches as a single process draws them, which for a
+    data-parallel search is not the share rank 0 used in its selection; ``loss`` uses no such
+    batches."""
+    run_dir = Path(run_dir)
+    supernet, config = load_supernet(run_dir, device)
     if metric is not None:
         config = config.model_copy(update={"search": config.search.model_copy(update={"selection_metric": metric})})
     weight_set, arch_set = split_weight_and_arch_sets(config)
+    if config.search.selection_metric == "short_training":
+        return ShortTrainingProxy(config, weight_set, arch_set, run_dir / CANDIDATES_DIRECTORY, device)
     search = config.search
     batches = EpochBatches(
         weight_set, config.train.augment, config.seed, search.batch_size, DistributedContext(rank=0, world_size=1, local_rank=0, device=device), config.data.num_workers, config.seed

@@ -7,7 +7,9 @@ through the supernet with its path fixed and scored on the held-out architecture
 of the train split the weights never saw; val and test stay untouched): by its detection loss
 there (``selection_metric: loss``, the default: smooth even for a briefly trained supernet; the
 same RNG state for every candidate, so the RoI samplers draw alike), or by DeepLesion's FROC
-mean over 0.5-4 FPs after its BN statistics are recomputed for its path (``froc``).
+mean over 0.5-4 FPs after its BN statistics are recomputed for its path (``froc``), or by that
+FROC mean after a short stand-alone training from scratch (``short_training``,
+:mod:`search.short_training`: no shared weights, a training per candidate).
 
 The population starts with the alpha-derived genotype and genotypes drawn from the alphas'
 distribution; each generation keeps the best half and adds mutations of it (every position
@@ -23,7 +25,7 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -43,6 +45,19 @@ class Candidate:
     genotype: Genotype
     choices: tuple[int, ...]
     parameters: int
+
+
+class ArchitectureProxy(Protocol):
+    """What scores candidates for the selection and ``fsd bench ranking`` (higher is better)."""
+
+    @property
+    def metric(self) -> str:
+        """What a score is, in words (for reports)."""
+        ...
+
+    def score(self, candidate: Candidate) -> float: ...
+
+    def score_genotype(self, genotype: Genotype) -> float: ...
 
 
 def genotype_choices(genotype: Genotype, space: SpaceSection) -> tuple[int, ...]:
@@ -208,6 +223,7 @@ def log_evaluations(path: Path, evolution: Evolution, chosen: Candidate) -> None
                         "score": score,
                         "parameters": candidate.parameters,
                         "chosen": choices == chosen.choices,
+                        "key": candidate.genotype.key,
                         "backbone": [op for stage in candidate.genotype.stages for op in stage.ops],
                         "head": [edge.op for edge in candidate.genotype.head_edges],
                     }

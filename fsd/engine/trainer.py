@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from fsd.config import FsdConfig
+from fsd.data.deeplesion import DeepLesionDataset
 from fsd.data.type_balance import repeat_counts, type_loss_weights
 from fsd.data.type_prior import type_prior_from_records
 from fsd.engine.datasets import build_dataset
@@ -79,6 +80,10 @@ def mean_importance(network: nn.Module) -> dict[str, Any]:
     }
 
 
+#: the data a training learns from and is validated (and its best checkpoint chosen) on
+TrainingSets = tuple[DeepLesionDataset, DeepLesionDataset]
+
+
 @dataclass
 class TrainResult:
     out_dir: Path
@@ -109,9 +114,16 @@ class Trainer(TrainingLoop):
     log_name = "metrics.jsonl"
     lr_key = "train.lr (or raise train.warmup_iters)"
 
-    def __init__(self, config: FsdConfig, architecture: dict[str, Any], out_dir: Path, context: DistributedContext, progress: bool = True) -> None:
-        train_set = build_dataset(config, "train")
-        self.val_set = build_dataset(config, "val")
+    def __init__(
+        self,
+        config: FsdConfig,
+        architecture: dict[str, Any],
+        out_dir: Path,
+        context: DistributedContext,
+        progress: bool = True,
+        datasets: TrainingSets | None = None,
+    ) -> None:
+        train_set, self.val_set = datasets if datasets is not None else (build_dataset(config, "train"), build_dataset(config, "val"))
         model = build_model(config, architecture, train_set.records).to(context.device)
         super().__init__(
             config,
@@ -186,10 +198,13 @@ def train(
     resume: bool = False,
     device: str = "auto",
     progress: bool = True,
+    datasets: TrainingSets | None = None,
 ) -> TrainResult:
-    """Train ``architecture`` with ``config`` into ``out_dir`` (see the module docstring)."""
+    """Train ``architecture`` with ``config`` into ``out_dir`` (see the module docstring); on
+    ``datasets`` (training set, validation set) instead of the config's train and val splits
+    when given (the search's short-training proxy: its weight and architecture sets)."""
     out_dir = Path(out_dir)
-    trainer = run_loop(lambda context: Trainer(config, architecture, out_dir, context, progress), Trainer, out_dir, resume, device)
+    trainer = run_loop(lambda context: Trainer(config, architecture, out_dir, context, progress, datasets), Trainer, out_dir, resume, device)
     best = out_dir / "best.pt"
     return TrainResult(
         out_dir, trainer.best_metric, trainer.position.iteration, out_dir / "last.pt", best if best.exists() else None

@@ -23,6 +23,7 @@ concatenation of nodes 1..nodes. Every (j, i) pair with j < i is exactly one edg
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -71,6 +72,12 @@ class Genotype:
     @property
     def backbone_ops(self) -> list[str]:
         return [op for stage in self.stages for op in stage.ops]
+
+    @property
+    def key(self) -> str:
+        """A short hash of the architecture (ops and shapes; not its provenance)."""
+        document = {k: v for k, v in self.to_dict().items() if k != "search"}
+        return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict[str, Any]:
         return {

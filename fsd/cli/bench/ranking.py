@@ -7,8 +7,9 @@ accuracy benchmark's random arm draws the same ones), further genotype files (e.
 search's result), and the genotype each search seed finds. Each trains stand-alone with the
 config's ``train`` recipe once per training seed and is scored on the validation set (ideally
 ``data.val_data``, a set of its own patients large enough to tell models apart) and on the test
-set (``bench.test_data``; scores only). Each search seed's trained supernet scores every
-architecture with the selection's own proxy (:mod:`search.proxy`).
+set (``bench.test_data``; scores only). Each search seed's proxy scores every architecture the
+way the selection scored its candidates: the trained supernet (:mod:`search.proxy`), or a short
+stand-alone training (:mod:`search.short_training`).
 
 Resumable, one small result file per finished piece, so the stand-alone results are data later
 work reuses:
@@ -21,13 +22,15 @@ work reuses:
   ``bench.ranking.proxy_metrics`` (the same trained supernet, scored another way);
 - ``searches/seed<s>.json``: the genotype the search found;
 
+a result in a directory of ``bench.ranking.reuse`` (an earlier ranking) of the same architecture,
+training seed and training settings is copied instead of trained again, marked ``reused_from``;
+
 and the report (:mod:`fsd.cli.bench.ranking_report`): ``ranking.md``, ``ranking.json``,
 ``ranking.png``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shlex
@@ -87,12 +90,6 @@ def standalone_file(results: Path, name: str, seed: int) -> Path:
     return results / "architectures" / f"{name}-seed{seed}.json"
 
 
-def genotype_key(genotype: Genotype) -> str:
-    """A short hash of the architecture (ops and shapes; not its provenance)."""
-    document = {k: v for k, v in genotype.to_dict().items() if k != "search"}
-    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:16]
-
-
 def write_json(path: Path, record: dict[str, Any]) -> Path:
     """Write ``record`` whole or not at all (a kill mid-write leaves no half file to skip on)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -106,13 +103,34 @@ def check_same_architecture(path: Path, name: str, genotype: Genotype) -> None:
     """A finished result of ``name`` must be of the same architecture (the space or a genotype
     file may have changed since); FsdError otherwise."""
     stored = json.loads(path.read_text()).get("genotype_key")
-    if stored is not None and stored != genotype_key(genotype):
+    if stored is not None and stored != genotype.key:
         raise FsdError(f"{path} was written for another architecture named {name!r}; use a new --results directory")
+
+
+def training_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """What a stand-alone result depends on: a dumped config without its name, its search section
+    and the ranking's own settings (the data, model, recipe, evaluation and test set stay)."""
+    settings = {k: v for k, v in config.items() if k not in ("name", "search")}
+    settings["bench"] = {k: v for k, v in settings.get("bench", {}).items() if k != "ranking"}
+    return settings
+
+
+def reusable_result(seeded: FsdConfig, genotype: Genotype) -> dict[str, Any] | None:
+    """A finished stand-alone result in one of ``bench.ranking.reuse``'s results directories of
+    the same architecture, training seed and training settings (the first found), marked with
+    where it came from; None when there is none."""
+    wanted = training_settings(seeded.model_dump(mode="json"))
+    for folder in seeded.bench.ranking.reuse:
+        for path in sorted((Path(folder) / "architectures").glob(f"*-seed{seeded.seed}.json")):
+            record = json.loads(path.read_text())
+            if record.get("genotype_key") == genotype.key and record.get("seed") == seeded.seed and training_settings(record.get("config", {})) == wanted:
+                return {**record, "reused_from": str(path)}
+    return None
 
 
 def train_standalone(config: FsdConfig, name: str, genotype: Genotype, seed: int, out: Path, results: Path, device: str, progress: bool) -> Path:
     """Train one architecture stand-alone with one seed and record its scores (skipped when its
-    result file exists)."""
+    result file exists; copied from ``bench.ranking.reuse`` when a matching result is there)."""
     result_file = standalone_file(results, name, seed)
     failed = result_file.with_suffix(".failed.json")
     for done in (result_file, failed):
@@ -120,17 +138,20 @@ def train_standalone(config: FsdConfig, name: str, genotype: Genotype, seed: int
             check_same_architecture(done, name, genotype)
             return done
     seeded = config.model_copy(update={"seed": seed})
+    reused = reusable_result(seeded, genotype)
+    if reused is not None:
+        return write_json(result_file, {**reused, "name": name})
     architecture = architecture_record(genotype=genotype)
     try:
         scored = train_and_score(seeded, architecture, out / "runs" / f"{name}-seed{seed}", device, progress)
     except TrainingError as error:
-        return write_json(failed, {"name": name, "seed": seed, "genotype_key": genotype_key(genotype), "failed": str(error), "command": shlex.join(sys.argv)})
+        return write_json(failed, {"name": name, "seed": seed, "genotype_key": genotype.key, "failed": str(error), "command": shlex.join(sys.argv)})
     network = build_from_architecture(architecture, DetectorConfig.from_config(seeded))
     record = {
         "name": name,
         "seed": seed,
         "genotype": genotype.to_dict(),
-        "genotype_key": genotype_key(genotype),
+        "genotype_key": genotype.key,
         "parameters": count_parameters(network),
         "train_seconds": round(scored.train_seconds, 1),
         "val": scored.val,
@@ -152,24 +173,26 @@ def proxy_file(results: Path, seed: int, metric: str, own: bool) -> Path:
 def score_with_supernet(
     architectures: dict[str, Genotype], seed: int, metric: str, own: bool, out: Path, results: Path, device: str, progress: bool
 ) -> Path:
-    """Search ``seed``'s supernet score of every architecture with the ``metric`` proxy (only
-    those not scored before); ``own``: the proxy the search's selection used."""
+    """Search ``seed``'s proxy score of every architecture with the ``metric`` proxy (only those
+    not scored before; the file is written after each, since a short-training proxy takes
+    minutes per architecture); ``own``: the proxy the search's selection used."""
     result_file = proxy_file(results, seed, metric, own)
     record: dict[str, Any] = json.loads(result_file.read_text()) if result_file.is_file() else {"search_seed": seed, "scores": {}, "genotype_keys": {}}
     keys = record.setdefault("genotype_keys", {})
-    missing = [name for name in architectures if name not in record["scores"] or keys.get(name) != genotype_key(architectures[name])]
+    missing = [name for name in architectures if name not in record["scores"] or keys.get(name) != architectures[name].key]
     described = {"selection_metric": metric, "selection_proxy": own}
     if not missing and described.items() <= record.items():
         return result_file
     if missing:
         proxy = supernet_proxy(out / "search" / f"seed{seed}", resolve_device(device), metric)
-        bar = progress_bar(total=len(missing), desc=f"supernet {seed} {metric} scores", disable=not progress)
+        record.update({"metric": proxy.metric, "command": shlex.join(sys.argv), **described})
+        bar = progress_bar(total=len(missing), desc=f"search {seed} {metric} scores", disable=not progress)
         for name in missing:
             record["scores"][name] = proxy.score_genotype(architectures[name])
-            keys[name] = genotype_key(architectures[name])
+            keys[name] = architectures[name].key
+            write_json(result_file, record)
             bar.update(1)
         bar.close()
-        record.update({"metric": proxy.metric, "command": shlex.join(sys.argv)})
     record.update(described)
     return write_json(result_file, record)
 
@@ -181,18 +204,19 @@ def proxy_metrics(config: FsdConfig) -> list[tuple[str, bool]]:
 
 
 def run_ranking_benchmark(config: FsdConfig, out_dir: str | Path, results_dir: str | Path, device: str = "auto", progress: bool = True) -> list[Path]:
-    """Every missing stand-alone training and supernet scoring (see the module docstring); returns
-    the result files. The searches run first (their genotypes join the ranked set)."""
+    """Every missing stand-alone training and proxy scoring (see the module docstring); returns
+    the result files. The searches run first (their genotypes join the ranked set), then the
+    stand-alone trainings, then the proxies."""
     out, results = Path(out_dir), Path(results_dir)
     genotype_files(config)  # a wrong genotype file fails before any data is generated
     ensure_data(config, device, progress)
     architectures = ranked_architectures(config, out, results, device, progress)
     files = [
-        score_with_supernet(architectures, seed, metric, own, out, results, device, progress)
-        for seed in config.bench.ranking.search_seeds
-        for metric, own in proxy_metrics(config)
+        train_standalone(config, name, genotype, seed, out, results, device, progress)
+        for seed in config.bench.ranking.train_seeds
+        for name, genotype in architectures.items()
     ]
-    for seed in config.bench.ranking.train_seeds:
-        for name, genotype in architectures.items():
-            files.append(train_standalone(config, name, genotype, seed, out, results, device, progress))
+    for seed in config.bench.ranking.search_seeds:
+        for metric, own in proxy_metrics(config):
+            files.append(score_with_supernet(architectures, seed, metric, own, out, results, device, progress))
     return files

@@ -57,7 +57,9 @@ def load_proxies(results: Path) -> list[dict[str, Any]]:
 def proxy_label(proxy: dict[str, Any]) -> str:
     """How a table names one supernet's proxy: its search seed and metric."""
     own = " (selection's)" if proxy.get("selection_proxy", True) else ""
-    return f"supernet {proxy['search_seed']} {proxy.get('selection_metric', '')}{own}".strip()
+    metric = proxy.get("selection_metric", "")
+    scorer = "search" if metric == "short_training" else "supernet"  # a short training uses no shared weights
+    return f"{scorer} {proxy['search_seed']} {metric}{own}".strip()
 
 
 def architecture_rows(standalone: dict[str, list[dict[str, Any]]], metric: str) -> list[dict[str, Any]]:

@@ -14,16 +14,19 @@ import pytest
 from bench_fixtures import toy_config
 from scipy import stats
 
+from fsd.cli.bench.accuracy import RANDOM_SEED_BASE
 from fsd.cli.bench.rank_correlation import kendall_tau_b, kendall_tau_interval
-from fsd.cli.bench.ranking import run_ranking_benchmark
+from fsd.cli.bench.ranking import reusable_result, run_ranking_benchmark
 from fsd.cli.bench.ranking_report import reference_rankings, summarize_ranking
 from fsd.cli.bench.searches import recorded_genotype, search_config, search_record_file
 from fsd.config import FsdConfig, parse_config
 from fsd.data.dl_info import read_dl_info
 from fsd.data.splits import task_records
+from fsd.engine.metrics_log import read_log
 from fsd.errors import ConfigError, FsdError
 from fsd.models import load_genotype
 from fsd.models.genotype import make_genotype
+from search.loop import random_genotype
 
 
 def test_kendall_tau_b_agrees_with_scipy_with_and_without_ties():
@@ -122,6 +125,38 @@ def test_ranking_benchmark_end_to_end(tmp_path: Path):
         low, high = ranking["tau_val_ci"]
         assert -1.0 <= low <= ranking["tau_val"] <= high <= 1.0
     assert (results / "ranking.png").stat().st_size > 0
+
+    # a later ranking of another search (candidates scored by a short stand-alone training)
+    # reuses every stand-alone result of the same architecture, seed and training settings
+    document = config.model_dump()
+    document["search"].update({"selection_metric": "short_training", "short_training_epochs": 1, "population": 2, "generations": 1})
+    document["bench"]["ranking"].update({"reuse": [results], "proxy_metrics": ["loss"]})
+    later_config = FsdConfig.model_validate(document)
+    later = tmp_path / "later"
+    run_ranking_benchmark(later_config, tmp_path / "later_runs", later, device="cpu", progress=False)
+    for name in ("random-0", "random-1", "all_conv"):
+        reused = json.loads((later / "architectures" / f"{name}-seed0.json").read_text())
+        original = json.loads((results / "architectures" / f"{name}-seed0.json").read_text())
+        assert reused["reused_from"] == str(results / "architectures" / f"{name}-seed0.json")
+        assert reused["val"] == original["val"] and reused["test"] == original["test"]
+        assert not (tmp_path / "later_runs" / "runs" / f"{name}-seed0").exists(), f"{name} was trained again"
+    other_recipe = later_config.model_copy(update={"seed": 0, "train": later_config.train.model_copy(update={"lr": 0.5})})
+    assert reusable_result(other_recipe, load_genotype(mine)) is None, "a result of another recipe is not reused"
+
+    # the selection trained each candidate once into its own folder and kept the best score; the
+    # ranking's short-training proxy is that same scorer and trains nothing it already trained
+    run = tmp_path / "later_runs" / "search" / "seed0"
+    found = load_genotype(run / "genotype.json")
+    evaluated = read_log(run / "selection.jsonl")
+    trained = {d.name: json.loads((d / "score.json").read_text())["score"] for d in (run / "candidates").iterdir()}
+    assert {r["key"]: r["score"] for r in evaluated}.items() <= trained.items()
+    budget = found.search["parameter_budget"]
+    assert found.search["selection_score"] == trained[found.key] == max(r["score"] for r in evaluated if r["parameters"] <= budget)
+    own = json.loads((later / "proxy" / "search-seed0.json").read_text())
+    assert own["selection_metric"] == "short_training" and own["scores"]["searched-seed0"] == trained[found.key]
+    ranked = {load_genotype(mine).key, found.key} | {random_genotype(later_config, RANDOM_SEED_BASE + k).key for k in range(2)}
+    assert set(trained) == {r["key"] for r in evaluated} | ranked
+    assert "| search 0 short_training (selection's) | supernet 0 loss |" in summarize_ranking(later, "froc_mean_0.5_4", replicates=50)
 
 
 def test_a_genotype_outside_the_searched_space_is_refused(tmp_path: Path):
