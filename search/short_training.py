@@ -17,19 +17,31 @@ every candidate is the search's seed, so candidates differ by architecture only.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 import torch
 
+from fsd.artifacts import load_checkpoint
 from fsd.config import FsdConfig
 from fsd.data.deeplesion import DeepLesionDataset
-from fsd.engine.trainer import train
+from fsd.engine.loop import TrainingError
+from fsd.engine.metrics_log import read_log
+from fsd.engine.trainer import TrainResult, train
+from fsd.errors import FsdError
 from fsd.models import Genotype, architecture_record
 from search.selection import Candidate
 
 SCORE_FILE = "score.json"
+
+
+def validated(run: Path, epochs: int) -> bool:
+    """Whether the run's log holds the validation of its last epoch."""
+    log = run / "metrics.jsonl"
+    return log.is_file() and any(r.get("type") == "val" and r.get("epoch") == epochs for r in read_log(log))
 
 
 def short_training_config(config: FsdConfig) -> FsdConfig:
@@ -53,6 +65,9 @@ class ShortTrainingProxy:
         device: torch.device,
     ) -> None:
         self.config = short_training_config(config)
+        #: what a stored score depends on beside the architecture (compared when it is read again)
+        dumped = self.config.model_dump(mode="json", exclude={"name", "bench"})
+        self.settings = hashlib.sha256(json.dumps(dumped, sort_keys=True).encode()).hexdigest()[:16]
         self.datasets = (weight_set, arch_set)
         self.root = Path(root)
         self.device = device
@@ -62,12 +77,35 @@ class ShortTrainingProxy:
 
     def score_genotype(self, genotype: Genotype) -> float:
         """The candidate's architecture-set FROC mean after its short training (0 when no
-        validation gave a finite score)."""
+        validation gave a finite score, or the training diverged)."""
         run = self.run_directory(genotype)
         done = run / SCORE_FILE
         if done.is_file():
-            return float(json.loads(done.read_text())["score"])
-        result = train(
+            record = json.loads(done.read_text())
+            if record.get("settings", self.settings) != self.settings:  # files of before the check carry none
+                raise FsdError(f"{run} was trained with other settings than this search's; use another --out")
+            return float(record["score"])
+        record = {"metric": self.metric, "genotype": genotype.to_dict(), "epochs": self.config.train.epochs, "settings": self.settings}
+        try:
+            result = self.train(genotype, run)
+        except TrainingError as error:
+            record.update({"score": 0.0, "failed": str(error)})
+        else:
+            score = float(result.best_metric) if result.best_metric is not None else 0.0
+            record.update({"score": score, "iterations": result.iterations})
+        temporary = done.with_suffix(".tmp")
+        temporary.write_text(json.dumps(record, indent=2) + "\n")
+        os.replace(temporary, done)
+        return float(record["score"])
+
+    def train(self, genotype: Genotype, run: Path) -> TrainResult:
+        """Train the candidate into ``run``, resuming it; a run stopped at its end but before its
+        validation was written (killed while validating) starts over."""
+        if (run / "last.pt").is_file() and not validated(run, self.config.train.epochs):
+            position = load_checkpoint(run / "last.pt", kind="train").position
+            if position.epoch >= self.config.train.epochs:
+                shutil.rmtree(run)
+        return train(
             self.config,
             architecture_record(genotype=genotype),
             run,
@@ -76,18 +114,6 @@ class ShortTrainingProxy:
             progress=False,
             datasets=self.datasets,
         )
-        score = float(result.best_metric) if result.best_metric is not None else 0.0
-        record = {
-            "score": score,
-            "metric": self.metric,
-            "genotype": genotype.to_dict(),
-            "epochs": self.config.train.epochs,
-            "iterations": result.iterations,
-        }
-        temporary = done.with_suffix(".tmp")
-        temporary.write_text(json.dumps(record, indent=2) + "\n")
-        os.replace(temporary, done)
-        return score
 
     def score(self, candidate: Candidate) -> float:
         return self.score_genotype(candidate.genotype)

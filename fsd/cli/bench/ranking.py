@@ -177,7 +177,10 @@ def score_with_supernet(
     not scored before; the file is written after each, since a short-training proxy takes
     minutes per architecture); ``own``: the proxy the search's selection used."""
     result_file = proxy_file(results, seed, metric, own)
-    record: dict[str, Any] = json.loads(result_file.read_text()) if result_file.is_file() else {"search_seed": seed, "scores": {}, "genotype_keys": {}}
+    record: dict[str, Any] = json.loads(result_file.read_text()) if result_file.is_file() else {}
+    if record.get("selection_metric", metric) != metric:
+        record = {}  # scores of another proxy are never relabelled as this one's
+    record = record or {"search_seed": seed, "scores": {}, "genotype_keys": {}}
     keys = record.setdefault("genotype_keys", {})
     missing = [name for name in architectures if name not in record["scores"] or keys.get(name) != architectures[name].key]
     described = {"selection_metric": metric, "selection_proxy": own}

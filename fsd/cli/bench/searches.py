@@ -7,7 +7,8 @@ config the search ran with. The run folder holds checkpoints and is never commit
 is. On a new machine, where the run folder is gone, a record whose config is the one the search
 would run with now is reused instead of searching again (a search is not bitwise reproducible
 across machines, so searching again could derive another genotype than the committed cells
-used). A record of another config is not reused: the search runs and its record replaces it.
+used). A record of another config is not reused: the search runs and its record replaces it. A
+run folder searched with other settings is refused (FsdError), never taken for this config's.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from fsd.config import FsdConfig, load_config
+from fsd.errors import FsdError
 from fsd.models import Genotype, load_genotype
 from fsd.models.genotype import genotype_from_dict
 from search.loop import search
@@ -64,8 +66,10 @@ def run_search(config: FsdConfig, out: Path, results: Path, seed: int, device: s
             return recorded
         search(seeded, run, resume=(run / "search_last.pt").is_file(), device=device, progress=progress)
     summary = json.loads((run / "search_summary.json").read_text())
-    # the settings the run folder was searched with (a folder searched before a config change keeps its own)
     searched_with = load_config(run / "config.yaml") if (run / "config.yaml").is_file() else seeded
+    if search_settings(searched_with) != search_settings(seeded):
+        changed = sorted(k for k, v in search_settings(seeded).items() if search_settings(searched_with).get(k) != v)
+        raise FsdError(f"{run} was searched with other settings ({', '.join(changed)} differ from the config's); use another --out")
     record = {"seed": seed, "seconds": summary["seconds"], "genotype": summary["genotype"], "config": search_settings(searched_with)}
     record_file.parent.mkdir(parents=True, exist_ok=True)
     temporary = record_file.with_suffix(".tmp")

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from bench_fixtures import toy_config
 from scipy import stats
 
 from fsd.cli.bench.accuracy import RANDOM_SEED_BASE
 from fsd.cli.bench.rank_correlation import kendall_tau_b, kendall_tau_interval
-from fsd.cli.bench.ranking import reusable_result, run_ranking_benchmark
+from fsd.cli.bench.ranking import reusable_result, run_ranking_benchmark, score_with_supernet
 from fsd.cli.bench.ranking_report import reference_rankings, summarize_ranking
 from fsd.cli.bench.searches import recorded_genotype, search_config, search_record_file
 from fsd.config import FsdConfig, parse_config
@@ -26,7 +27,7 @@ from fsd.engine.metrics_log import read_log
 from fsd.errors import ConfigError, FsdError
 from fsd.models import load_genotype
 from fsd.models.genotype import make_genotype
-from search.loop import random_genotype
+from search.loop import random_genotype, split_weight_and_arch_sets, supernet_proxy
 
 
 def test_kendall_tau_b_agrees_with_scipy_with_and_without_ties():
@@ -157,6 +158,26 @@ def test_ranking_benchmark_end_to_end(tmp_path: Path):
     ranked = {load_genotype(mine).key, found.key} | {random_genotype(later_config, RANDOM_SEED_BASE + k).key for k in range(2)}
     assert set(trained) == {r["key"] for r in evaluated} | ranked
     assert "| search 0 short_training (selection's) | supernet 0 loss |" in summarize_ranking(later, "froc_mean_0.5_4", replicates=50)
+    # every candidate was validated on the architecture set (train-split patients), never on val or test
+    _, arch_set = split_weight_and_arch_sets(search_config(later_config, 0))
+    arch_lesions = sum(len(r.lesions) for r in arch_set.records)
+    for folder in (run / "candidates").iterdir():
+        validations = [r for r in read_log(folder / "metrics.jsonl") if r["type"] == "val"]
+        assert validations and all(r["metrics"]["num_lesions"] == arch_lesions for r in validations)
+    # a trained candidate's stored score is read, not trained again
+    stored = run / "candidates" / found.key / "score.json"
+    document = json.loads(stored.read_text())
+    stored.write_text(json.dumps({**document, "score": 0.25}))
+    assert supernet_proxy(run, torch.device("cpu")).score_genotype(found) == 0.25
+    stored.write_text(json.dumps(document))
+    # scores of one proxy are never relabelled as another's: the loss-proxy file is scored again
+    architectures = {"all_conv": load_genotype(mine), "searched-seed0": found}
+    rescored = json.loads(score_with_supernet(architectures, 0, "short_training", True, tmp_path / "later_runs", results, "cpu", False).read_text())
+    assert rescored["selection_metric"] == "short_training" and set(rescored["scores"]) == set(architectures)
+    assert rescored["scores"]["searched-seed0"] == trained[found.key]
+    # a run folder searched with other settings is refused, not taken for this config's search
+    with pytest.raises(FsdError, match="searched with other settings"):
+        run_ranking_benchmark(config, tmp_path / "later_runs", tmp_path / "elsewhere", device="cpu", progress=False)
 
 
 def test_a_genotype_outside_the_searched_space_is_refused(tmp_path: Path):
