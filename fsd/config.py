@@ -196,10 +196,12 @@ class SearchSection(Section):
     #: Gumbel-softmax temperature, annealed linearly from start to end over the search (gdas)
     tau_start: float = Field(5.0, gt=0)
     tau_end: float = Field(0.5, gt=0)
-    #: how the genotype is chosen at the end: "alphas" (the strongest op per position) or
-    #: "evolution" (candidates scored on the architecture set with the shared weights,
-    #: search/selection.py)
-    selection: Literal["alphas", "evolution"] = "evolution"
+    #: how the genotype is chosen at the end: "alphas" (the strongest op per position),
+    #: "evolution" (candidates scored on the architecture set, search/selection.py) or "halving"
+    #: (candidates trained stand-alone, the weaker half dropped at each rung, search/halving.py)
+    selection: Literal["alphas", "evolution", "halving"] = "evolution"
+    #: epochs of the ``train`` recipe at which successive halving scores and halves (halving)
+    halving_rungs: tuple[int, ...] = (8, 16, 24)
     population: int = Field(8, ge=2)
     generations: int = Field(2, ge=0)
     mutation: float = Field(0.3, gt=0, le=1)
@@ -209,7 +211,7 @@ class SearchSection(Section):
     #: training from scratch on the weight set ("short_training", search/short_training.py)
     selection_metric: Literal["loss", "froc", "short_training"] = "loss"
     #: epochs of the ``train`` recipe (on the weight set) each candidate trains for (short_training)
-    short_training_epochs: int = Field(8, ge=1)
+    short_training_epochs: int = Field(12, ge=1)
     #: weight-set batches over which each candidate's BN statistics are recomputed (froc metric)
     selection_batches: int = Field(20, ge=1)
     #: candidates may not have more parameters than the median random genotype of the space
@@ -244,6 +246,8 @@ class SearchSection(Section):
     def _warmup_shorter(self) -> SearchSection:
         if self.warmup_epochs >= self.epochs:
             raise ValueError("warmup_epochs must be smaller than epochs")
+        if not self.halving_rungs or any(r < 1 for r in self.halving_rungs) or list(self.halving_rungs) != sorted(set(self.halving_rungs)):
+            raise ValueError("halving_rungs: positive epochs in increasing order")
         return self
 
 

@@ -19,7 +19,9 @@ derivation would choose and its margin over the strongest other op), ``alphas.pn
 evolved), ``search.jsonl`` (losses), ``search_last.pt`` (resumable checkpoint),
 ``search_summary.json``; with ``selection: evolution`` also ``selection.jsonl`` (every candidate
 evaluated, :mod:`search.selection`), and with ``selection_metric: short_training`` each
-candidate's short training in ``candidates/<architecture hash>/``.
+candidate's short training in ``candidates/<architecture hash>/``; with ``selection: halving``
+``selection.jsonl`` (every candidate's score at each rung it reached) and each candidate's
+training in ``candidates/<architecture hash>/`` (:mod:`search.halving`).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from fsd.errors import ConfigError, DataError
 from fsd.models import DetectorConfig, Genotype, load_genotype
 from fsd.progress import progress_bar
 from search.derive import derive_genotype
+from search.halving import HalvingSelection, log_rungs
 from search.mixed_op import MixedOp
 from search.plots import plot_alphas
 from search.proxy import SupernetProxy, load_supernet
@@ -55,6 +58,7 @@ from search.selection import (
     ArchitectureProxy,
     Candidate,
     Evolution,
+    genotype_choices,
     log_evaluations,
     random_median_parameters,
 )
@@ -185,8 +189,11 @@ class Searcher(TrainingLoop):
 
     def __init__(self, config: FsdConfig, out_dir: Path, context: DistributedContext, progress: bool) -> None:
         search = config.search
-        if search.selection == "evolution" and search.selection_metric == "short_training" and context.world_size > 1:
-            raise ConfigError("search.selection_metric short_training trains candidates in one process: run this search without torchrun")
+        trains_candidates = search.selection == "halving" or (search.selection == "evolution" and search.selection_metric == "short_training")
+        if trains_candidates and context.world_size > 1:
+            raise ConfigError(f"search.selection {search.selection} ({search.selection_metric}) trains candidates in one process: run this search without torchrun")
+        if search.selection == "halving" and search.halving_rungs[-1] > config.train.epochs:
+            raise ConfigError(f"search.halving_rungs go to epoch {search.halving_rungs[-1]}, past train.epochs ({config.train.epochs})")
         weight_set, arch_set = split_weight_and_arch_sets(config)
         torch.manual_seed(config.seed)
         detector_config = DetectorConfig.from_config(config, norm=search.norm)
@@ -303,6 +310,8 @@ class Searcher(TrainingLoop):
         )
         weights = mixing_weights(self.network)
         evolution = Evolution(space, retrain_config, weights["backbone"] + weights["head"], search.max_parameter_free_backbone, budget, self.config.seed)
+        if search.selection == "halving":
+            return self.halve(derived, evolution, budget)
         proxy: ArchitectureProxy = (
             ShortTrainingProxy(self.config, self.dataset, self.arch_set, self.out_dir / CANDIDATES_DIRECTORY, self.device)
             if search.selection_metric == "short_training"
@@ -328,6 +337,26 @@ class Searcher(TrainingLoop):
             "parameter_budget": budget,
             "parameters": chosen.parameters,
             "alpha_derived": {"backbone": [op for st in derived.stages for op in st.ops], "head": [e.op for e in derived.head_edges]},
+        }
+        return dataclasses.replace(chosen.genotype, search=provenance)
+
+    def halve(self, derived: Genotype, evolution: Evolution, budget: float | None) -> Genotype:
+        """Successive halving over the alpha-derived genotype and draws from the alphas."""
+        search = self.config.search
+        start = evolution.candidate(genotype_choices(derived, search.space))
+        candidates = evolution.fill([start] if evolution.within_budget(start) else [], search.population, evolution.draw)
+        halving = HalvingSelection(self.config, self.dataset, self.arch_set, self.out_dir / CANDIDATES_DIRECTORY, self.device, self.progress)
+        chosen, scores = halving.run(candidates)
+        log_rungs(self.out_dir / "selection.jsonl", candidates, scores, chosen)
+        provenance = {
+            **derived.search,
+            "selection": "halving",
+            "selection_score": scores[chosen.choices][search.halving_rungs[-1]],
+            "halving_rungs": list(search.halving_rungs),
+            "candidates_evaluated": len(candidates),
+            "parameter_budget": budget,
+            "parameters": chosen.parameters,
+            "alpha_derived": {"backbone": derived.backbone_ops, "head": [e.op for e in derived.head_edges]},
         }
         return dataclasses.replace(chosen.genotype, search=provenance)
 

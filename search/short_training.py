@@ -45,9 +45,13 @@ def validated(run: Path, epochs: int) -> bool:
 
 
 def short_training_config(config: FsdConfig) -> FsdConfig:
-    """The ``train`` recipe cut to ``search.short_training_epochs`` epochs, validated once at the end."""
+    """The ``train`` recipe cut to ``search.short_training_epochs`` epochs, validated once at the
+    end, its learning-rate warm-up cut in the same proportion (a full warm-up would take most of
+    a short run)."""
+    train = config.train
     epochs = config.search.short_training_epochs
-    recipe = config.train.model_copy(update={"epochs": epochs, "eval_every_epochs": epochs})
+    warmup = max(1, round(train.warmup_iters * epochs / train.epochs)) if train.warmup_iters else 0
+    recipe = train.model_copy(update={"epochs": epochs, "eval_every_epochs": epochs, "warmup_iters": warmup})
     return config.model_copy(update={"train": recipe, "name": f"{config.name}-short-training"})
 
 

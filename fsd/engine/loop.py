@@ -275,12 +275,15 @@ class TrainingLoop:
         return record
 
     # -- the loop ----------------------------------------------------------------------------
-    def run(self, log: MetricsLog) -> None:
+    def run(self, log: MetricsLog, stop_at_epoch: int | None = None) -> None:
+        """Train to the end of the schedule, or only up to epoch ``stop_at_epoch`` of it (the
+        schedule stays the whole one; a later resume goes on from there)."""
         recipe = self.recipe
         position = self.position
+        last_epoch = recipe.epochs if stop_at_epoch is None else min(stop_at_epoch, recipe.epochs)
         bar = progress_bar(total=position.total_iters, initial=position.iteration, desc=self.kind, disable=not self.progress)
         try:
-            while position.epoch < recipe.epochs:
+            while position.epoch < last_epoch:
                 started = time.perf_counter()
                 self.model.train()
                 for batch in self.batches.loader(position.epoch, position.batch_in_epoch):
@@ -317,8 +320,11 @@ def run_loop(
     out_dir: str | Path,
     resume: bool,
     device: str,
+    stop_at_epoch: int | None = None,
 ) -> TrainingLoop:
-    """Run the loop ``make_loop`` builds in ``out_dir`` (see the module docstring)."""
+    """Run the loop ``make_loop`` builds in ``out_dir`` (see the module docstring); with
+    ``stop_at_epoch`` only up to that epoch of its schedule, and unfinished (no ``finish``) when
+    the schedule goes on past it."""
     out_dir = Path(out_dir)
     context = init_distributed(device)
     checkpoint = out_dir / loop_class.checkpoint_name
@@ -332,7 +338,9 @@ def run_loop(
     resume_at = loop.position.iteration if resume else None
     log = MetricsLog(out_dir / loop.log_name, resume_at, enabled=context.is_main)
     loop.open_logs(resume_at)
-    loop.run(log)
+    loop.run(log, stop_at_epoch)
+    if loop.position.epoch < loop.recipe.epochs:
+        return loop
     checksums = gather_object(context, parameter_checksum(loop.network))
     if len(set(checksums)) != 1:
         raise TrainingError(f"data-parallel ranks ended the {loop.kind} with different weights (checksums {checksums})")

@@ -199,12 +199,14 @@ def train(
     device: str = "auto",
     progress: bool = True,
     datasets: TrainingSets | None = None,
+    stop_at_epoch: int | None = None,
 ) -> TrainResult:
     """Train ``architecture`` with ``config`` into ``out_dir`` (see the module docstring); on
     ``datasets`` (training set, validation set) instead of the config's train and val splits
-    when given (the search's short-training proxy: its weight and architecture sets)."""
+    when given (the search's short-training proxy: its weight and architecture sets); only up to
+    epoch ``stop_at_epoch`` of the schedule when given (resume later to go on)."""
     out_dir = Path(out_dir)
-    trainer = run_loop(lambda context: Trainer(config, architecture, out_dir, context, progress, datasets), Trainer, out_dir, resume, device)
+    trainer = run_loop(lambda context: Trainer(config, architecture, out_dir, context, progress, datasets), Trainer, out_dir, resume, device, stop_at_epoch)
     best = out_dir / "best.pt"
     return TrainResult(
         out_dir, trainer.best_metric, trainer.position.iteration, out_dir / "last.pt", best if best.exists() else None

@@ -21,8 +21,9 @@ from fsd.artifacts import load_checkpoint
 from fsd.config import load_config
 from fsd.data.synth import generate_dataset
 from fsd.engine.metrics_log import read_log
+from fsd.errors import ConfigError
 from fsd.models import load_genotype
-from search.loop import search
+from search.loop import search, split_weight_and_arch_sets
 
 pytestmark = pytest.mark.slow
 
@@ -123,3 +124,48 @@ def test_two_process_search_ends_with_identical_weights_and_alphas(search_data: 
     assert genotype.to_dict()["backbone"] == summary["genotype"]["backbone"]
     iterations = [json.loads(line)["iteration"] for line in (out / "search.jsonl").read_text().splitlines() if json.loads(line).get("type") == "search"]
     assert iterations == [1, 2, 3, 4], "rank 0 alone logs, once per iteration"
+
+
+def test_successive_halving_trains_the_better_half_on_and_chooses_on_the_architecture_set(search_data: Path, tmp_path: Path):
+    config = tiny_search_config(search_data)
+    config["search"].update({"selection": "halving", "population": 3, "halving_rungs": [1, 2]})
+    config["train"] = {"epochs": 2, "batch_size": 1, "max_iters_per_epoch": 2, "warmup_iters": 1, "recalibrate_batches": 2}
+    config["eval"] = {"batch_size": 2}
+    config_path = tmp_path / "tiny.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    run = tmp_path / "run"
+    result = search(load_config(config_path), run, device="cpu", progress=False)
+
+    logged = read_log(run / "selection.jsonl")
+    assert len(logged) == 3 and all("1" in r["rung_scores"] for r in logged)
+    # the better half (rounded up) at rung 1 goes on, ties broken by fewer parameters
+    survivors = [r for r in logged if "2" in r["rung_scores"]]
+    first_rung = sorted(logged, key=lambda r: (-r["rung_scores"]["1"], r["parameters"]))
+    assert {r["key"] for r in survivors} == {r["key"] for r in first_rung[:2]}
+    best = min(survivors, key=lambda r: (-r["rung_scores"]["2"], r["parameters"]))
+    assert [r["key"] for r in logged if r["chosen"]] == [best["key"]] == [result.genotype.key]
+    assert result.genotype.search["selection"] == "halving" and result.genotype.search["selection_score"] == best["rung_scores"]["2"]
+
+    # every candidate validated at its rungs on the architecture set (train-split patients); a
+    # survivor went on from its rung-1 checkpoint in the same run, only survivors finished the recipe
+    _, arch_set = split_weight_and_arch_sets(load_config(config_path))
+    lesions = sum(len(record.lesions) for record in arch_set.records)
+    for record in logged:
+        folder = run / "candidates" / record["key"]
+        validations = [v for v in read_log(folder / "metrics.jsonl") if v["type"] == "val"]
+        assert [v["epoch"] for v in validations] == [int(e) for e in record["rung_scores"]]
+        assert all(v["metrics"]["num_lesions"] == lesions for v in validations)
+        iterations = [r["iteration"] for r in read_log(folder / "metrics.jsonl") if r["type"] == "train"]
+        assert iterations == list(range(1, len(iterations) + 1)) and len(iterations) == 2 * len(record["rung_scores"])
+        assert (folder / "summary.json").is_file() == ("2" in record["rung_scores"])
+
+    # the selection run again (a resumed search) trains nothing and chooses the same
+    stamps = {path: path.stat().st_mtime_ns for path in (run / "candidates").rglob("last.pt")}
+    again = search(load_config(config_path), run, resume=True, device="cpu", progress=False)
+    assert again.genotype.key == result.genotype.key
+    assert all(path.stat().st_mtime_ns == stamp for path, stamp in stamps.items())
+
+    config["search"]["halving_rungs"] = [1, 3]
+    config_path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError, match="past train.epochs"):
+        search(load_config(config_path), tmp_path / "too_long", device="cpu", progress=False)

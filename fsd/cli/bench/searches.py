@@ -49,7 +49,11 @@ def recorded_genotype(record_file: Path, config: FsdConfig) -> Genotype | None:
     if not record_file.is_file():
         return None
     record = json.loads(record_file.read_text())
-    if record.get("config") != search_settings(config):
+    if not isinstance(record.get("config"), dict):
+        return None
+    # through the config model, so settings added since the record was written take their defaults
+    recorded = FsdConfig.model_validate({**record["config"], "name": config.name})
+    if search_settings(recorded) != search_settings(config):
         return None
     return genotype_from_dict(record["genotype"])
 

@@ -1,0 +1,160 @@
+"""Choosing the genotype by successive halving (``search.selection: halving``): candidates trained
+stand-alone with the whole ``train`` recipe on the weight set, the weaker half dropped at each
+rung, so that full trainings go only to the candidates that survive.
+
+Why: ``fsd bench ranking`` found the supernet's scores ranking the space at chance, and the
+stand-alone trainings' own learning curves show when the ranks settle: on that benchmark's 14
+architectures the validation FROC after 1/3 of the recipe ranks the final one at Kendall tau
+0.30, after 2/3 at 0.60 (docs/benchmarks.md). One short training is noise; successive halving
+(Jamieson and Talwalkar 2016, the core of Hyperband) keeps training what still looks good.
+
+The candidates: ``search.population`` genotypes, the alpha-derived one and draws from the
+alphas' distribution, each within the parameter budget (as the evolutionary selection draws
+them). At each rung of ``search.halving_rungs`` (epochs of the ``train`` recipe, whose
+learning-rate schedule stays the whole recipe's) every surviving candidate trains up to that
+epoch and is scored by DeepLesion's FROC mean over 0.5-4 FPs on the architecture set (after its
+BN statistics are recomputed, as ``fsd train`` validates); the better half, rounded up, goes on,
+ties broken by fewer parameters. The last rung's best is the genotype.
+
+Each candidate trains in ``<root>/<architecture hash>/`` and its rung scores are the validation
+records of its log, so a killed selection resumes every candidate from its last checkpoint and
+trains nothing twice; a candidate whose training diverges scores 0 (``failed.json``). The
+settings the candidates train with are kept in ``<root>/settings.json``: a resume with other
+settings is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fsd.artifacts import load_checkpoint
+from fsd.config import FsdConfig
+from fsd.data.deeplesion import DeepLesionDataset
+from fsd.engine.loop import TrainingError
+from fsd.engine.metrics_log import read_log
+from fsd.engine.trainer import PRIMARY_METRIC, train
+from fsd.errors import FsdError
+from fsd.models import architecture_record
+from fsd.progress import progress_bar
+from search.selection import Candidate
+
+FAILED_FILE = "failed.json"
+SETTINGS_FILE = "settings.json"
+
+
+def rung_config(config: FsdConfig, rungs: Sequence[int]) -> FsdConfig:
+    """The ``train`` recipe, validated at every rung (every gcd of the rungs' epochs)."""
+    recipe = config.train.model_copy(update={"eval_every_epochs": math.gcd(*rungs)})
+    return config.model_copy(update={"train": recipe, "name": f"{config.name}-halving"})
+
+
+def validation_at(run: Path, epoch: int) -> float | None:
+    """The FROC mean of the run's validation at ``epoch`` (0 when not finite; None when there is
+    no such validation in its log)."""
+    for record in reversed(read_log(run / "metrics.jsonl")):
+        if record.get("type") == "val" and record.get("epoch") == epoch:
+            value = record["metrics"].get(PRIMARY_METRIC)
+            return float(value) if value is not None and math.isfinite(value) else 0.0
+    return None
+
+
+class HalvingSelection:
+    """Successive halving over candidates (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: FsdConfig,
+        weight_set: DeepLesionDataset,
+        arch_set: DeepLesionDataset,
+        root: Path,
+        device: torch.device,
+        progress: bool = False,
+    ) -> None:
+        self.rungs = tuple(config.search.halving_rungs)
+        self.config = rung_config(config, self.rungs)
+        self.datasets = (weight_set, arch_set)
+        self.root = Path(root)
+        self.device = device
+        self.progress = progress
+        dumped = self.config.model_dump(mode="json", exclude={"name", "bench"})
+        self.settings = hashlib.sha256(json.dumps(dumped, sort_keys=True).encode()).hexdigest()[:16]
+
+    def check_settings(self) -> None:
+        """Refuse candidates trained with other settings; record these for a later resume."""
+        path = self.root / SETTINGS_FILE
+        if path.is_file() and json.loads(path.read_text()).get("settings") != self.settings:
+            raise FsdError(f"{self.root} holds candidates trained with other settings; use another --out")
+        self.root.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"settings": self.settings}) + "\n")
+
+    def score_at(self, candidate: Candidate, epoch: int) -> float:
+        """The candidate's architecture-set FROC mean after ``epoch`` epochs of the recipe
+        (training it there first, from its last checkpoint)."""
+        run = self.root / candidate.genotype.key
+        if (run / FAILED_FILE).is_file():
+            return 0.0
+        score = validation_at(run, epoch)
+        if score is not None:
+            return score
+        if (run / "last.pt").is_file() and load_checkpoint(run / "last.pt", kind="train").position.epoch >= epoch:
+            shutil.rmtree(run)  # killed while validating that rung: its validation is lost, train again
+        try:
+            train(
+                self.config,
+                architecture_record(genotype=candidate.genotype),
+                run,
+                resume=(run / "last.pt").is_file(),
+                device=str(self.device),
+                progress=False,
+                datasets=self.datasets,
+                stop_at_epoch=epoch,
+            )
+        except TrainingError as error:
+            (run / FAILED_FILE).write_text(json.dumps({"failed": str(error), "epoch": epoch}) + "\n")
+            return 0.0
+        score = validation_at(run, epoch)
+        if score is None:
+            raise FsdError(f"{run}: no validation at epoch {epoch} (train.eval_every_epochs must divide every rung)")
+        return score
+
+    def run(self, candidates: Sequence[Candidate]) -> tuple[Candidate, dict[tuple[int, ...], dict[int, float]]]:
+        """The chosen candidate and every candidate's score at every rung it reached."""
+        self.check_settings()
+        scores: dict[tuple[int, ...], dict[int, float]] = {c.choices: {} for c in candidates}
+        alive = list(candidates)
+        total = sum(math.ceil(len(alive) / 2**k) for k in range(len(self.rungs)))
+        bar = progress_bar(total=total, desc="successive halving", disable=not self.progress)
+        try:
+            for index, rung in enumerate(self.rungs):
+                for candidate in alive:
+                    scores[candidate.choices][rung] = self.score_at(candidate, rung)
+                    bar.update(1)
+                alive.sort(key=lambda c: (-scores[c.choices][rung], c.parameters))
+                if index < len(self.rungs) - 1:
+                    alive = alive[: math.ceil(len(alive) / 2)]
+        finally:
+            bar.close()
+        return alive[0], scores
+
+
+def log_rungs(path: Path, candidates: Sequence[Candidate], scores: dict[tuple[int, ...], dict[int, float]], chosen: Candidate) -> None:
+    """One line per candidate: its architecture, parameters, score at every rung it reached."""
+    with path.open("w") as handle:
+        for candidate in candidates:
+            record: dict[str, Any] = {
+                "key": candidate.genotype.key,
+                "parameters": candidate.parameters,
+                "rung_scores": {str(epoch): value for epoch, value in scores[candidate.choices].items()},
+                "chosen": candidate.choices == chosen.choices,
+                "backbone": candidate.genotype.backbone_ops,
+                "head": [edge.op for edge in candidate.genotype.head_edges],
+            }
+            handle.write(json.dumps(record) + "\n")
