@@ -49,6 +49,7 @@ from fsd.cli.data_setup import ensure_data
 from fsd.config import FsdConfig
 from fsd.device import resolve_device
 from fsd.engine.loop import TrainingError
+from fsd.engine.metrics_log import read_log
 from fsd.errors import FsdError
 from fsd.models import DetectorConfig, Genotype, architecture_record, build_from_architecture, load_genotype
 from fsd.models.complexity import count_parameters
@@ -107,6 +108,17 @@ def check_same_architecture(path: Path, name: str, genotype: Genotype) -> None:
         raise FsdError(f"{path} was written for another architecture named {name!r}; use a new --results directory")
 
 
+def validation_history(run: Path) -> dict[str, float]:
+    """The run's validation FROC mean (0.5-4 FPs) after each epoch it was validated at: how early
+    its rank among architectures settles (a learning-curve reference ranker in the report)."""
+    history = {}
+    for record in read_log(run / "metrics.jsonl"):
+        value = record.get("metrics", {}).get("froc_mean_0.5_4") if record.get("type") == "val" else None
+        if value is not None:
+            history[str(record["epoch"])] = float(value)
+    return history
+
+
 def training_settings(config: dict[str, Any]) -> dict[str, Any]:
     """What a stand-alone result depends on: a dumped config without its name, its search section
     and the ranking's own settings (the data, model, recipe, evaluation and test set stay)."""
@@ -133,9 +145,13 @@ def train_standalone(config: FsdConfig, name: str, genotype: Genotype, seed: int
     result file exists; copied from ``bench.ranking.reuse`` when a matching result is there)."""
     result_file = standalone_file(results, name, seed)
     failed = result_file.with_suffix(".failed.json")
+    run = out / "runs" / f"{name}-seed{seed}"
     for done in (result_file, failed):
         if done.is_file():
             check_same_architecture(done, name, genotype)
+            record = json.loads(done.read_text())
+            if done == result_file and "val_history" not in record and (run / "metrics.jsonl").is_file():
+                write_json(done, {**record, "val_history": validation_history(run)})  # results of before the history was kept
             return done
     seeded = config.model_copy(update={"seed": seed})
     reused = reusable_result(seeded, genotype)
@@ -143,7 +159,7 @@ def train_standalone(config: FsdConfig, name: str, genotype: Genotype, seed: int
         return write_json(result_file, {**reused, "name": name})
     architecture = architecture_record(genotype=genotype)
     try:
-        scored = train_and_score(seeded, architecture, out / "runs" / f"{name}-seed{seed}", device, progress)
+        scored = train_and_score(seeded, architecture, run, device, progress)
     except TrainingError as error:
         return write_json(failed, {"name": name, "seed": seed, "genotype_key": genotype.key, "failed": str(error), "command": shlex.join(sys.argv)})
     network = build_from_architecture(architecture, DetectorConfig.from_config(seeded))
@@ -155,6 +171,7 @@ def train_standalone(config: FsdConfig, name: str, genotype: Genotype, seed: int
         "parameters": count_parameters(network),
         "train_seconds": round(scored.train_seconds, 1),
         "val": scored.val,
+        "val_history": validation_history(run),
         "test": scored.test,
         "test_set": {"description": scored.test_description, "images": len(scored.test_set), "lesions": int(scored.outcomes.lesions.sum())},
         "data": data_fingerprints(seeded, scored.test_set.root),

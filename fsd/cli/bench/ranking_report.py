@@ -78,6 +78,11 @@ def architecture_rows(standalone: dict[str, list[dict[str, Any]]], metric: str) 
                 "val sens@4": float(np.mean([metric_value(r["val"], "sens@4") for r in records])),
                 "test sens@4": float(np.mean([metric_value(r["test"], "sens@4") for r in records])),
                 "test FROC mean": float(np.mean([metric_value(r["test"], "froc_mean_0.5_4") for r in records])),
+                "val history": {
+                    epoch: float(np.mean([r["val_history"][epoch] for r in records]))
+                    for epoch in records[0].get("val_history", {})
+                    if all(epoch in r.get("val_history", {}) for r in records)
+                },
                 "val lesions": records[0]["val"]["num_lesions"],
                 "test lesions": records[0]["test"]["num_lesions"],
             }
@@ -120,12 +125,17 @@ def search_ranking(rows: list[dict[str, Any]], proxy: dict[str, Any], replicates
 
 def reference_rankings(rows: list[dict[str, Any]], replicates: int) -> list[dict[str, Any]]:
     """Rankers to read the supernet's tau against: the parameter count (fewer first, a free
-    proxy) and the stand-alone val score itself (how well val ranks test: the ceiling a proxy
-    judged on val can reach)."""
+    proxy), the val score after each earlier epoch of the same trainings (how early the ranks
+    settle: what a cut-short training can reach) and the stand-alone val score itself (how well
+    val ranks test: the ceiling a proxy judged on val can reach)."""
     scored = [r for r in rows if np.isfinite(r["val"]) and np.isfinite(r["test sens@4"])]
     val = [r["val"] for r in scored]
     test = [r["test sens@4"] for r in scored]
-    rankers = {"fewer parameters": [-float(r["parameters"]) for r in scored], "stand-alone val score": val}
+    rankers = {"fewer parameters": [-float(r["parameters"]) for r in scored]}
+    epochs = sorted(set.intersection(*(set(r["val history"]) for r in scored)), key=int) if scored else []
+    for epoch in epochs[:-1]:
+        rankers[f"val after epoch {epoch} of {epochs[-1]}"] = [r["val history"][epoch] for r in scored]
+    rankers["stand-alone val score"] = val
     result = []
     for name, scores in rankers.items():
         result.append(

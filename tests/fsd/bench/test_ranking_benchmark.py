@@ -80,6 +80,7 @@ def test_ranking_benchmark_end_to_end(tmp_path: Path):
     record = json.loads((results / "architectures" / "all_conv-seed0.json").read_text())
     assert record["val"]["num_lesions"] == val_lesions and record["data"]["val"]["synthetic"]["seed"] == 77
     assert record["test"]["num_lesions"] > 0 and record["parameters"] > 0 and record["command"]
+    assert list(record["val_history"]) == ["1"], "the validation after every validated epoch is kept"
     assert load_genotype(mine).to_dict()["backbone"] == record["genotype"]["backbone"]
 
     # the proxy is the selection's own scorer: it gives the searched genotype the score the search logged
@@ -212,10 +213,18 @@ def test_a_validation_set_must_be_apart_from_training_and_test_data():
 
 def test_reference_rankers_read_the_parameter_count_and_val_against_test():
     rows = [
-        {"name": f"a{k}", "parameters": 1_000_000 + 10_000 * k, "val": 0.5 - 0.02 * k, "test sens@4": 0.6 - 0.02 * k - (0.05 if k == 0 else 0.0)}
+        {
+            "name": f"a{k}",
+            "parameters": 1_000_000 + 10_000 * k,
+            "val": 0.5 - 0.02 * k,
+            "test sens@4": 0.6 - 0.02 * k - (0.05 if k == 0 else 0.0),
+            # early in training the ranks are reversed; the last validated epoch is the val score itself
+            "val history": {"8": 0.1 + 0.01 * k, "24": 0.5 - 0.02 * k},
+        }
         for k in range(6)
     ]
-    fewer, val = reference_rankings(rows, replicates=200)
+    fewer, early, val = reference_rankings(rows, replicates=200)
+    assert early["ranker"] == "val after epoch 8 of 24" and early["tau_val"] == pytest.approx(-1.0)
     assert fewer["ranker"] == "fewer parameters" and fewer["tau_val"] == pytest.approx(1.0), "fewer parameters ranks val exactly here"
     assert val["ranker"] == "stand-alone val score" and val["tau_val"] == pytest.approx(1.0)
     assert val["tau_test"] == pytest.approx(kendall_tau_b([r["val"] for r in rows], [r["test sens@4"] for r in rows]))
