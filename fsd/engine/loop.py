@@ -281,6 +281,7 @@ class TrainingLoop:
         recipe = self.recipe
         position = self.position
         last_epoch = recipe.epochs if stop_at_epoch is None else min(stop_at_epoch, recipe.epochs)
+        validating = False
         bar = progress_bar(total=position.total_iters, initial=position.iteration, desc=self.kind, disable=not self.progress)
         try:
             while position.epoch < last_epoch:
@@ -304,11 +305,14 @@ class TrainingLoop:
                 position.epoch += 1
                 position.batch_in_epoch = 0
                 self.elapsed_s += time.perf_counter() - started
+                validating = True
                 self.end_of_epoch(log)
+                validating = False
                 self.save(self.checkpoint_name)
                 barrier(self.context)
         except KeyboardInterrupt:
-            self.save(self.checkpoint_name)
+            if not validating:  # mid-validation the last checkpoint stays: the resume validates again
+                self.save(self.checkpoint_name)
             raise
         finally:
             bar.close()

@@ -150,8 +150,12 @@ def train_standalone(config: FsdConfig, name: str, genotype: Genotype, seed: int
         if done.is_file():
             check_same_architecture(done, name, genotype)
             record = json.loads(done.read_text())
-            if done == result_file and "val_history" not in record and (run / "metrics.jsonl").is_file():
-                write_json(done, {**record, "val_history": validation_history(run)})  # results of before the history was kept
+            if done == result_file and "val_history" not in record:  # results of before the history was kept
+                source = json.loads(Path(record["reused_from"]).read_text()) if Path(record.get("reused_from", "")).is_file() else {}
+                if "val_history" in source:
+                    write_json(done, {**record, "val_history": source["val_history"]})
+                elif (run / "metrics.jsonl").is_file():
+                    write_json(done, {**record, "val_history": validation_history(run)})
             return done
     seeded = config.model_copy(update={"seed": seed})
     reused = reusable_result(seeded, genotype)
@@ -218,9 +222,12 @@ def score_with_supernet(
 
 
 def proxy_metrics(config: FsdConfig) -> list[tuple[str, bool]]:
-    """The proxies every supernet scores with: (metric, is it the selection's own)."""
+    """The proxies every search's architectures are scored with: (metric, is it the selection's
+    own). A selection that scores no candidates with a proxy (halving trains them; alphas) has no
+    own proxy: the supernet's ``selection_metric`` is then a further one."""
     own = config.search.selection_metric
-    return [(own, True)] + [(m, False) for m in dict.fromkeys(config.bench.ranking.proxy_metrics) if m != own]
+    further = [(m, False) for m in dict.fromkeys(config.bench.ranking.proxy_metrics) if m != own]
+    return ([(own, True)] if config.search.selection == "evolution" else [(own, False)]) + further
 
 
 def run_ranking_benchmark(config: FsdConfig, out_dir: str | Path, results_dir: str | Path, device: str = "auto", progress: bool = True) -> list[Path]:

@@ -125,16 +125,17 @@ def search_ranking(rows: list[dict[str, Any]], proxy: dict[str, Any], replicates
 
 def reference_rankings(rows: list[dict[str, Any]], replicates: int) -> list[dict[str, Any]]:
     """Rankers to read the supernet's tau against: the parameter count (fewer first, a free
-    proxy), the val score after each earlier epoch of the same trainings (how early the ranks
-    settle: what a cut-short training can reach) and the stand-alone val score itself (how well
-    val ranks test: the ceiling a proxy judged on val can reach)."""
+    proxy), the val FROC mean after each validated epoch of the same trainings (how early the
+    ranks settle: what a cut-short training can reach; only where every architecture kept its
+    history) and the stand-alone val score itself (its best checkpoint's; how well val ranks
+    test: the ceiling a proxy judged on val can reach)."""
     scored = [r for r in rows if np.isfinite(r["val"]) and np.isfinite(r["test sens@4"])]
     val = [r["val"] for r in scored]
     test = [r["test sens@4"] for r in scored]
     rankers = {"fewer parameters": [-float(r["parameters"]) for r in scored]}
     epochs = sorted(set.intersection(*(set(r["val history"]) for r in scored)), key=int) if scored else []
-    for epoch in epochs[:-1]:
-        rankers[f"val after epoch {epoch} of {epochs[-1]}"] = [r["val history"][epoch] for r in scored]
+    for epoch in epochs:
+        rankers[f"val FROC after epoch {epoch} of {epochs[-1]} (same training)"] = [r["val history"][epoch] for r in scored]
     rankers["stand-alone val score"] = val
     result = []
     for name, scores in rankers.items():

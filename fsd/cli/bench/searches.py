@@ -18,6 +18,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from fsd.config import FsdConfig, load_config
 from fsd.errors import FsdError
 from fsd.models import Genotype, load_genotype
@@ -52,7 +54,10 @@ def recorded_genotype(record_file: Path, config: FsdConfig) -> Genotype | None:
     if not isinstance(record.get("config"), dict):
         return None
     # through the config model, so settings added since the record was written take their defaults
-    recorded = FsdConfig.model_validate({**record["config"], "name": config.name})
+    try:
+        recorded = FsdConfig.model_validate({**record["config"], "name": config.name})
+    except ValidationError:
+        return None  # settings since removed or renamed: not this config's search
     if search_settings(recorded) != search_settings(config):
         return None
     return genotype_from_dict(record["genotype"])

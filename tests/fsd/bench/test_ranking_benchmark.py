@@ -218,13 +218,14 @@ def test_reference_rankers_read_the_parameter_count_and_val_against_test():
             "parameters": 1_000_000 + 10_000 * k,
             "val": 0.5 - 0.02 * k,
             "test sens@4": 0.6 - 0.02 * k - (0.05 if k == 0 else 0.0),
-            # early in training the ranks are reversed; the last validated epoch is the val score itself
+            # early in training the ranks are reversed
             "val history": {"8": 0.1 + 0.01 * k, "24": 0.5 - 0.02 * k},
         }
         for k in range(6)
     ]
-    fewer, early, val = reference_rankings(rows, replicates=200)
-    assert early["ranker"] == "val after epoch 8 of 24" and early["tau_val"] == pytest.approx(-1.0)
+    fewer, early, last, val = reference_rankings(rows, replicates=200)
+    assert early["ranker"] == "val FROC after epoch 8 of 24 (same training)" and early["tau_val"] == pytest.approx(-1.0)
+    assert last["ranker"] == "val FROC after epoch 24 of 24 (same training)" and last["tau_val"] == pytest.approx(1.0)
     assert fewer["ranker"] == "fewer parameters" and fewer["tau_val"] == pytest.approx(1.0), "fewer parameters ranks val exactly here"
     assert val["ranker"] == "stand-alone val score" and val["tau_val"] == pytest.approx(1.0)
     assert val["tau_test"] == pytest.approx(kendall_tau_b([r["val"] for r in rows], [r["test sens@4"] for r in rows]))
