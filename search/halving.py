@@ -25,7 +25,6 @@ settings is refused.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import shutil
@@ -39,11 +38,11 @@ from fsd.artifacts import load_checkpoint
 from fsd.config import FsdConfig
 from fsd.data.deeplesion import DeepLesionDataset
 from fsd.engine.loop import TrainingError
-from fsd.engine.metrics_log import read_log
-from fsd.engine.trainer import PRIMARY_METRIC, train
+from fsd.engine.trainer import train
 from fsd.errors import FsdError
 from fsd.models import architecture_record
 from fsd.progress import progress_bar
+from search.candidate_runs import settings_key, validation_at
 from search.selection import Candidate
 
 FAILED_FILE = "failed.json"
@@ -54,16 +53,6 @@ def rung_config(config: FsdConfig, rungs: Sequence[int]) -> FsdConfig:
     """The ``train`` recipe, validated at every rung (every gcd of the rungs' epochs)."""
     recipe = config.train.model_copy(update={"eval_every_epochs": math.gcd(*rungs)})
     return config.model_copy(update={"train": recipe, "name": f"{config.name}-halving"})
-
-
-def validation_at(run: Path, epoch: int) -> float | None:
-    """The FROC mean of the run's validation at ``epoch`` (0 when not finite; None when there is
-    no such validation in its log)."""
-    for record in reversed(read_log(run / "metrics.jsonl")):
-        if record.get("type") == "val" and record.get("epoch") == epoch:
-            value = record["metrics"].get(PRIMARY_METRIC)
-            return float(value) if value is not None and math.isfinite(value) else 0.0
-    return None
 
 
 class HalvingSelection:
@@ -84,8 +73,7 @@ class HalvingSelection:
         self.root = Path(root)
         self.device = device
         self.progress = progress
-        dumped = self.config.model_dump(mode="json", exclude={"name", "bench"})
-        self.settings = hashlib.sha256(json.dumps(dumped, sort_keys=True).encode()).hexdigest()[:16]
+        self.settings = settings_key(self.config)
 
     def check_settings(self) -> None:
         """Refuse candidates trained with other settings; record these for a later resume."""

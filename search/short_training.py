@@ -17,7 +17,6 @@ every candidate is the search's seed, so candidates differ by architecture only.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -29,19 +28,13 @@ from fsd.artifacts import load_checkpoint
 from fsd.config import FsdConfig
 from fsd.data.deeplesion import DeepLesionDataset
 from fsd.engine.loop import TrainingError
-from fsd.engine.metrics_log import read_log
 from fsd.engine.trainer import TrainResult, train
 from fsd.errors import FsdError
 from fsd.models import Genotype, architecture_record
+from search.candidate_runs import settings_key, validation_at
 from search.selection import Candidate
 
 SCORE_FILE = "score.json"
-
-
-def validated(run: Path, epochs: int) -> bool:
-    """Whether the run's log holds the validation of its last epoch."""
-    log = run / "metrics.jsonl"
-    return log.is_file() and any(r.get("type") == "val" and r.get("epoch") == epochs for r in read_log(log))
 
 
 def short_training_config(config: FsdConfig) -> FsdConfig:
@@ -70,8 +63,7 @@ class ShortTrainingProxy:
     ) -> None:
         self.config = short_training_config(config)
         #: what a stored score depends on beside the architecture (compared when it is read again)
-        dumped = self.config.model_dump(mode="json", exclude={"name", "bench"})
-        self.settings = hashlib.sha256(json.dumps(dumped, sort_keys=True).encode()).hexdigest()[:16]
+        self.settings = settings_key(self.config)
         self.datasets = (weight_set, arch_set)
         self.root = Path(root)
         self.device = device
@@ -105,7 +97,7 @@ class ShortTrainingProxy:
     def train(self, genotype: Genotype, run: Path) -> TrainResult:
         """Train the candidate into ``run``, resuming it; a run stopped at its end but before its
         validation was written (killed while validating) starts over."""
-        if (run / "last.pt").is_file() and not validated(run, self.config.train.epochs):
+        if (run / "last.pt").is_file() and validation_at(run, self.config.train.epochs) is None:
             position = load_checkpoint(run / "last.pt", kind="train").position
             if position.epoch >= self.config.train.epochs:
                 shutil.rmtree(run)

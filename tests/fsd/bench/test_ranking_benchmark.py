@@ -27,8 +27,8 @@ from fsd.engine.metrics_log import read_log
 from fsd.errors import ConfigError, FsdError
 from fsd.models import load_genotype
 from fsd.models.genotype import make_genotype
+from search.candidate_runs import validation_at
 from search.loop import random_genotype, split_weight_and_arch_sets, supernet_proxy
-from search.short_training import validated
 
 
 def test_kendall_tau_b_agrees_with_scipy_with_and_without_ties():
@@ -178,7 +178,7 @@ def test_ranking_benchmark_end_to_end(tmp_path: Path):
     log.write_text("".join(line for line in log.read_text().splitlines(keepends=True) if '"type": "val"' not in line))
     checkpoint_time = (stored.parent / "last.pt").stat().st_mtime_ns
     assert supernet_proxy(run, torch.device("cpu")).score_genotype(found) == json.loads(stored.read_text())["score"]
-    assert (stored.parent / "last.pt").stat().st_mtime_ns != checkpoint_time and validated(stored.parent, 1)
+    assert (stored.parent / "last.pt").stat().st_mtime_ns != checkpoint_time and validation_at(stored.parent, 1) is not None
     # scores of one proxy are never relabelled as another's: the loss-proxy file is scored again
     architectures = {"all_conv": load_genotype(mine), "searched-seed0": found}
     rescored = json.loads(score_with_supernet(architectures, 0, "short_training", True, tmp_path / "later_runs", results, "cpu", False).read_text())
