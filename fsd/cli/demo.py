@@ -6,7 +6,9 @@
 6. the server on loopback with a fresh API key, a synthetic DICOM series of a test patient POSTed
    to /v1/detect, the key slice's detections printed next to its ground truth, the server stopped.
 
-Each stage reuses finished output and resumes an interrupted one, so re-running is cheap.
+Each stage reuses finished output and resumes an interrupted one, so re-running is cheap; a run
+folder made with other settings is refused. ``demo.json`` records the run: settings, CPU and
+reproducible mode, genotype, parameters, minutes per stage and the test and unseen metrics.
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ from rich.console import Console
 from rich.table import Table
 
 from fsd.cli.data_setup import ensure_data
+from fsd.cli.pipeline import SetOption
 from fsd.cli.reproducible import apply_reproducibility
 from fsd.config import FsdConfig, load_config
 from fsd.constants import lesion_type_name
+from fsd.cpu import cpu_description
 from fsd.data.dl_info import KeySliceRecord
 from fsd.engine.datasets import split_records
 from fsd.errors import FsdError
@@ -194,33 +198,89 @@ def score_unseen(config: FsdConfig, checkpoint: Path, out: Path) -> dict[str, An
     return report
 
 
-def run_demo(config_path: Path, out: Path) -> dict[str, Any]:
+#: the metrics ``demo.json`` keeps of each report
+SUMMARY_METRICS = ("froc_mean_0.5_4", "AP", "AP50", "mAP50_types", "type_accuracy", "num_lesions")
+
+
+def claim_run_folder(config: FsdConfig, out: Path) -> None:
+    """Write the demo's settings to ``out/demo_config.json``, or check that the folder's earlier
+    run had the same ones: its finished stages are reused, so another seed or setting needs
+    another ``--out``."""
+    settings = config.model_dump(mode="json")
+    path = out / "demo_config.json"
+    if path.is_file():
+        earlier = json.loads(path.read_text())
+        if earlier != settings:
+            changed = sorted(k for k in set(earlier) | set(settings) if earlier.get(k) != settings.get(k))
+            raise FsdError(
+                f"{out} holds a demo run made with other settings ({', '.join(changed)} differ); "
+                f"its finished stages would be reused: pass another --out or remove {out}"
+            )
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(settings, indent=2) + "\n")
+
+
+def _summary_metrics(report: dict[str, Any] | None) -> dict[str, Any] | None:
+    if report is None:
+        return None
+    metrics = {f"sens@{fp}": report["froc"][fp] for fp in report["froc"]}
+    metrics.update({key: report.get(key) for key in SUMMARY_METRICS})
+    return metrics
+
+
+def run_demo(config_path: Path, out: Path, overrides: list[str] | None = None) -> dict[str, Any]:
     from fsd.engine.evaluation import evaluate_model
     from fsd.export import export_model
 
     started = time.monotonic()
-    config = load_config(config_path)
-    apply_reproducibility(config)
-    _stage("1/6 synthetic DeepLesion-format data (+ DICOM series)")
+    config = load_config(config_path, overrides)
+    reproducible = apply_reproducibility(config)
+    claim_run_folder(config, out)
+    minutes: dict[str, float] = {}
+    current: list[Any] = []  # the running stage's name and start
+
+    def stage(title: str, name: str) -> None:
+        now = time.monotonic()
+        if current:
+            minutes[current[0]] = round((now - current[1]) / 60, 2)
+        current[:] = [name, now]
+        _stage(title)
+
+    stage("1/6 synthetic DeepLesion-format data (+ DICOM series)", "data")
     ensure_demo_data(config)
-    _stage("2/6 architecture search")
+    stage("2/6 architecture search", "search")
     genotype = run_search(config, out / "search")
-    _stage("3/6 training the derived network from scratch")
+    stage("3/6 training the derived network from scratch", "train")
     checkpoint = run_training(config, genotype, out / "train")
-    _stage("4/6 evaluation on the test split")
+    stage("4/6 evaluation on the test split", "evaluate")
     report = evaluate_model(checkpoint, config.data.root, split="test", out_dir=out / "train", batch_size=config.eval.batch_size)
     unseen = score_unseen(config, checkpoint, out / "train")
-    _stage("5/6 export (TorchScript + model card)")
+    stage("5/6 export (TorchScript + model card)", "export")
     exported = export_model(checkpoint, out / "export", report=out / "train" / "report.json")
     console.print(f"wrote {exported.model_path} and {exported.card_path}")
-    _stage("6/6 serving: POST a synthetic DICOM series to /v1/detect")
+    stage("6/6 serving: POST a synthetic DICOM series to /v1/detect", "serve")
     query_server(config, out / "export")
-    minutes = (time.monotonic() - started) / 60
-    console.rule("[bold green]demo finished")
+    stage("demo finished", "done")
+    total = (time.monotonic() - started) / 60
+    card = json.loads(exported.card_path.read_text())
+    summary = {
+        "config": str(config_path),
+        "overrides": list(overrides or []),
+        "seed": config.seed,
+        "reproducible_mode": reproducible,
+        "cpu": cpu_description(),
+        "genotype": json.loads(Path(genotype).read_text()),
+        "parameters": card.get("parameters"),
+        "minutes": {"total": round(total, 2), **minutes},
+        "test_split": _summary_metrics(report),
+        "unseen": _summary_metrics(unseen),
+    }
+    (out / "demo.json").write_text(json.dumps(summary, indent=2) + "\n")
     console.print(
         f"test split: sensitivity {100 * report['froc']['4']:.1f}% at 4 FPs/image, "
         f"{100 * report['froc']['1']:.1f}% at 1 FP/image, mean(0.5-4) {100 * report['froc_mean_0.5_4']:.1f}%, "
-        f"AP50 {100 * report['AP50']:.1f}%  ({minutes:.1f} min)"
+        f"AP50 {100 * report['AP50']:.1f}%  ({total:.1f} min)"
     )
     if report.get("type_accuracy") is not None:
         recall = ", ".join(f"{name} {_percent(value)}" for name, value in report["type_recall"].items())
@@ -242,9 +302,10 @@ def run_demo(config_path: Path, out: Path) -> dict[str, Any]:
 def demo_command(
     config: Annotated[Path, typer.Option("--config", "-c")] = Path("configs/demo.yaml"),
     out: Annotated[Path, typer.Option("--out", "-o")] = Path("runs/demo"),
+    overrides: SetOption = None,
 ) -> None:
     """Run the whole pipeline on synthetic data and query the served model (see `make demo`)."""
-    run_demo(config, out)
+    run_demo(config, out, overrides)
 
 
 def register(app: typer.Typer) -> None:

@@ -64,3 +64,27 @@ def test_the_demo_scores_its_model_on_an_unseen_synthetic_set(tmp_path: Path):
     assert json.loads((tmp_path / "unseen_report.json").read_text())["num_lesions"] == lesions
     assert report["type_accuracy"] is None or 0 <= report["type_accuracy"] <= 1
     assert score_unseen(config.model_copy(update={"bench": config.bench.model_copy(update={"test_data": None})}), tmp_path / "export", tmp_path) is None
+
+
+def test_a_demo_folder_is_reused_only_with_the_same_settings(tmp_path: Path):
+    from fsd.cli.demo import claim_run_folder
+    from fsd.errors import FsdError
+
+    config = FsdConfig.model_validate({"seed": 0})
+    claim_run_folder(config, tmp_path / "run")
+    claim_run_folder(config, tmp_path / "run")  # the same settings: its finished stages are reused
+    with pytest.raises(FsdError, match=r"other settings \(seed differ\).*another --out"):
+        claim_run_folder(config.model_copy(update={"seed": 1}), tmp_path / "run")
+
+
+def test_the_demo_command_takes_overrides_and_refuses_bad_ones(tmp_path: Path):
+    import subprocess
+    import sys
+
+    config = Path(__file__).parents[2] / "configs" / "demo.yaml"
+    result = subprocess.run(
+        [sys.executable, "-m", "fsd", "demo", "--config", str(config), "--out", str(tmp_path / "x"), "--set", "train.lr=-1"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2 and "train.lr" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "x").exists()  # nothing written for a config that does not validate
