@@ -202,6 +202,11 @@ class SearchSection(Section):
     selection: Literal["alphas", "evolution", "halving"] = "evolution"
     #: epochs of the ``train`` recipe at which successive halving scores and halves (halving)
     halving_rungs: tuple[int, ...] = (8, 16, 24)
+    #: what halving's candidates train on and are scored on: "split", the weight set and the
+    #: architecture set (the train split divided by patient, as the supernet's search uses it);
+    #: "train_val", the train split and the val split (``data.val_data`` when set), the data
+    #: ``fsd train`` uses, so each candidate's score is its stand-alone validation score
+    halving_data: Literal["split", "train_val"] = "split"
     population: int = Field(8, ge=2)
     generations: int = Field(2, ge=0)
     mutation: float = Field(0.3, gt=0, le=1)

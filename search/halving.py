@@ -14,7 +14,10 @@ them). At each rung of ``search.halving_rungs`` (epochs of the ``train`` recipe,
 learning-rate schedule stays the whole recipe's) every surviving candidate trains up to that
 epoch and is scored by DeepLesion's FROC mean over 0.5-4 FPs on the architecture set (after its
 BN statistics are recomputed, as ``fsd train`` validates); the better half, rounded up, goes on,
-ties broken by fewer parameters. The last rung's best is the genotype.
+ties broken by fewer parameters. The last rung's best is the genotype. With
+``search.halving_data: train_val`` the candidates train on the whole train split and are scored on
+the val split instead (``fsd train``'s data): the genotype is then chosen on validation exactly as
+the best of stand-alone trainings would be.
 
 Each candidate trains in ``<root>/<architecture hash>/`` and its rung scores are the validation
 records of its log, so a killed selection resumes every candidate from its last checkpoint and

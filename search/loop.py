@@ -345,7 +345,11 @@ class Searcher(TrainingLoop):
         search = self.config.search
         start = evolution.candidate(genotype_choices(derived, search.space))
         candidates = evolution.fill([start] if evolution.within_budget(start) else [], search.population, evolution.draw)
-        halving = HalvingSelection(self.config, self.dataset, self.arch_set, self.out_dir / CANDIDATES_DIRECTORY, self.device, self.progress)
+        if search.halving_data == "train_val":
+            datasets = (build_dataset(self.config, "train"), build_dataset(self.config, "val"))
+        else:
+            datasets = (self.dataset, self.arch_set)
+        halving = HalvingSelection(self.config, *datasets, self.out_dir / CANDIDATES_DIRECTORY, self.device, self.progress)
         chosen, scores = halving.run(candidates)
         log_rungs(self.out_dir / "selection.jsonl", candidates, scores, chosen)
         provenance = {
@@ -353,6 +357,7 @@ class Searcher(TrainingLoop):
             "selection": "halving",
             "selection_score": scores[chosen.choices][search.halving_rungs[-1]],
             "halving_rungs": list(search.halving_rungs),
+            "halving_data": search.halving_data,
             "candidates_evaluated": len(candidates),
             "parameter_budget": budget,
             "parameters": chosen.parameters,

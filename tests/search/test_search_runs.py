@@ -20,8 +20,9 @@ import yaml
 from fsd.artifacts import load_checkpoint
 from fsd.config import load_config
 from fsd.data.synth import generate_dataset
+from fsd.engine.datasets import build_dataset
 from fsd.engine.metrics_log import read_log
-from fsd.errors import ConfigError
+from fsd.errors import ConfigError, FsdError
 from fsd.models import load_genotype
 from search.loop import search, split_weight_and_arch_sets
 
@@ -164,6 +165,19 @@ def test_successive_halving_trains_the_better_half_on_and_chooses_on_the_archite
     again = search(load_config(config_path), run, resume=True, device="cpu", progress=False)
     assert again.genotype.key == result.genotype.key
     assert all(path.stat().st_mtime_ns == stamp for path, stamp in stamps.items())
+
+    # on the train and val splits instead, the candidates train with `fsd train`'s data: the
+    # run folder's candidates were trained on other data, so that folder is refused
+    config["search"]["halving_data"] = "train_val"
+    config_path.write_text(yaml.safe_dump(config))
+    with pytest.raises(FsdError, match="other settings"):
+        search(load_config(config_path), run, resume=True, device="cpu", progress=False)
+    on_val = search(load_config(config_path), tmp_path / "on_val", device="cpu", progress=False)
+    val_lesions = sum(len(record.lesions) for record in build_dataset(load_config(config_path), "val").records)
+    assert on_val.genotype.search["halving_data"] == "train_val" and val_lesions != lesions
+    for record in read_log(tmp_path / "on_val" / "selection.jsonl"):
+        logged_run = read_log(tmp_path / "on_val" / "candidates" / record["key"] / "metrics.jsonl")
+        assert all(v["metrics"]["num_lesions"] == val_lesions for v in logged_run if v["type"] == "val")
 
     config["search"]["halving_rungs"] = [1, 3]
     config_path.write_text(yaml.safe_dump(config))
