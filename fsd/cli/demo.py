@@ -209,16 +209,29 @@ def claim_run_folder(config: FsdConfig, out: Path) -> None:
     settings = config.model_dump(mode="json")
     path = out / "demo_config.json"
     if path.is_file():
-        earlier = json.loads(path.read_text())
+        try:
+            earlier = FsdConfig.model_validate(json.loads(path.read_text())).model_dump(mode="json")
+        except (ValueError, TypeError):
+            earlier = {}
         if earlier != settings:
-            changed = sorted(k for k in set(earlier) | set(settings) if earlier.get(k) != settings.get(k))
+            changed = sorted(_changed_keys(earlier, settings))
             raise FsdError(
-                f"{out} holds a demo run made with other settings ({', '.join(changed)} differ); "
+                f"{out} holds a demo run made with other settings ({', '.join(changed) or 'unreadable'} differ); "
                 f"its finished stages would be reused: pass another --out or remove {out}"
             )
         return
+    if any((out / stage).exists() for stage in ("search", "train", "export")):
+        raise FsdError(f"{out} holds a demo run of unknown settings (no {path.name}): pass another --out or remove {out}")
     out.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(settings, indent=2) + "\n")
+
+
+def _changed_keys(earlier: Any, now: Any, prefix: str = "") -> list[str]:
+    """The dotted keys whose values differ between two nested settings mappings."""
+    if not isinstance(earlier, dict) or not isinstance(now, dict):
+        return [prefix] if earlier != now else []
+    keys = set(earlier) | set(now)
+    return [k for key in keys for k in _changed_keys(earlier.get(key), now.get(key), f"{prefix}.{key}" if prefix else key)]
 
 
 def _summary_metrics(report: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -75,6 +75,12 @@ def test_a_demo_folder_is_reused_only_with_the_same_settings(tmp_path: Path):
     claim_run_folder(config, tmp_path / "run")  # the same settings: its finished stages are reused
     with pytest.raises(FsdError, match=r"other settings \(seed differ\).*another --out"):
         claim_run_folder(config.model_copy(update={"seed": 1}), tmp_path / "run")
+    changed = config.model_copy(update={"train": config.train.model_copy(update={"epochs": 3})})
+    with pytest.raises(FsdError, match=r"train\.epochs differ"):
+        claim_run_folder(changed, tmp_path / "run")
+    (tmp_path / "old" / "search").mkdir(parents=True)  # a run from before the settings were recorded
+    with pytest.raises(FsdError, match="unknown settings"):
+        claim_run_folder(config, tmp_path / "old")
 
 
 def test_the_demo_command_takes_overrides_and_refuses_bad_ones(tmp_path: Path):

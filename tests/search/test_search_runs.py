@@ -177,7 +177,9 @@ def test_successive_halving_trains_the_better_half_on_and_chooses_on_the_archite
     assert on_val.genotype.search["halving_data"] == "train_val" and val_lesions != lesions
     for record in read_log(tmp_path / "on_val" / "selection.jsonl"):
         logged_run = read_log(tmp_path / "on_val" / "candidates" / record["key"] / "metrics.jsonl")
-        assert all(v["metrics"]["num_lesions"] == val_lesions for v in logged_run if v["type"] == "val")
+        validations = [v for v in logged_run if v["type"] == "val"]
+        assert [v["epoch"] for v in validations] == [int(e) for e in record["rung_scores"]]
+        assert all(v["metrics"]["num_lesions"] == val_lesions for v in validations)
 
     config["search"]["halving_rungs"] = [1, 3]
     config_path.write_text(yaml.safe_dump(config))
