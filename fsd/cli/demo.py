@@ -60,8 +60,7 @@ def ensure_demo_data(config: FsdConfig) -> None:
     root = config.data.root
     if (root / "DL_info.csv").is_file() and (root / "dicom").is_dir():
         console.print(f"reusing synthetic data in {root}")
-        return
-    ensure_data(config, dicom=True)
+    ensure_data(config, dicom=True)  # checks that existing data was generated with data.synth's settings
 
 
 def run_search(config: FsdConfig, out: Path) -> Path:

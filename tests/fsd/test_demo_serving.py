@@ -94,3 +94,14 @@ def test_the_demo_command_takes_overrides_and_refuses_bad_ones(tmp_path: Path):
     )
     assert result.returncode == 2 and "train.lr" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "x").exists()  # nothing written for a config that does not validate
+
+
+def test_the_demo_refuses_data_generated_with_other_settings(tmp_path: Path):
+    from fsd.cli.demo import ensure_demo_data
+    from fsd.errors import FsdError
+
+    generate_dataset(tmp_path / "data", patients=2, size=128, seed=4, dicom=True, type_all=True, progress=False)
+    synth = {"patients": 2, "size": 128, "seed": 4, "type_all": True}
+    ensure_demo_data(FsdConfig.model_validate({"data": {"root": str(tmp_path / "data"), "synth": synth}}))  # the same: reused
+    with pytest.raises(FsdError, match="seed"):
+        ensure_demo_data(FsdConfig.model_validate({"data": {"root": str(tmp_path / "data"), "synth": {**synth, "seed": 5}}}))
