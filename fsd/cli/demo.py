@@ -249,14 +249,10 @@ def run_demo(config_path: Path, out: Path, overrides: list[str] | None = None) -
     config = load_config(config_path, overrides)
     reproducible = apply_reproducibility(config)
     claim_run_folder(config, out)
-    minutes: dict[str, float] = {}
-    current: list[Any] = []  # the running stage's name and start
+    starts: list[tuple[str, float]] = []  # each stage's name and start, in order
 
     def stage(title: str, name: str) -> None:
-        now = time.monotonic()
-        if current:
-            minutes[current[0]] = round((now - current[1]) / 60, 2)
-        current[:] = [name, now]
+        starts.append((name, time.monotonic()))
         _stage(title)
 
     stage("1/6 synthetic DeepLesion-format data (+ DICOM series)", "data")
@@ -275,6 +271,7 @@ def run_demo(config_path: Path, out: Path, overrides: list[str] | None = None) -
     query_server(config, out / "export")
     stage("demo finished", "done")
     total = (time.monotonic() - started) / 60
+    minutes = {name: round((end - begin) / 60, 2) for (name, begin), (_, end) in zip(starts, starts[1:])}
     card = json.loads(exported.card_path.read_text())
     summary = {
         "config": str(config_path),
