@@ -330,6 +330,9 @@ class BenchSection(Section):
     random_genotypes: int = Field(5, ge=1)
     #: seeds of the slow R50-FPN arm (the first ones of ``seeds``)
     resnet50_seeds: int = Field(1, ge=1)
+    #: results directories of earlier benchmarks whose committed search records
+    #: (``searches/seed<k>.json``) serve this one where the search settings are the same
+    search_records: tuple[Path, ...] = ()
     #: bootstrap replicates over test patients (and seeds) for the intervals
     bootstrap: int = Field(1000, ge=100)
     ranking: RankingSection = RankingSection()

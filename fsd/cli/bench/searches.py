@@ -7,7 +7,9 @@ config the search ran with. The run folder holds checkpoints and is never commit
 is. On a new machine, where the run folder is gone, a record whose config is the one the search
 would run with now is reused instead of searching again (a search is not bitwise reproducible
 across machines, so searching again could derive another genotype than the committed cells
-used). A record of another config is not reused: the search runs and its record replaces it. A
+used): this benchmark's own record first, then those of ``bench.search_records`` (another
+benchmark that ran the same search, e.g. the ranking whose searches the accuracy benchmark
+scores). A record of another config is not reused: the search runs and its record replaces it. A
 run folder searched with other settings is refused (FsdError), never taken for this config's.
 """
 
@@ -63,6 +65,29 @@ def recorded_genotype(record_file: Path, config: FsdConfig) -> Genotype | None:
     return genotype_from_dict(record["genotype"])
 
 
+def write_record(record: dict[str, Any], record_file: Path) -> None:
+    """Write a search record atomically (a killed run leaves the old one or the new one)."""
+    record_file.parent.mkdir(parents=True, exist_ok=True)
+    temporary = record_file.with_suffix(".tmp")
+    temporary.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(temporary, record_file)
+
+
+def committed_search(config: FsdConfig, results: Path, seed: int) -> Genotype | None:
+    """The genotype of a committed record of the search with ``seed`` and ``config``'s settings:
+    this benchmark's own, else one of ``bench.search_records`` (then kept beside this benchmark's
+    results too); None when no record matches."""
+    seeded = search_config(config, seed)
+    own = search_record_file(results, seed)
+    for record_file in (own, *(search_record_file(other, seed) for other in config.bench.search_records)):
+        recorded = recorded_genotype(record_file, seeded)
+        if recorded is not None:
+            if record_file != own:
+                write_record(json.loads(record_file.read_text()), own)
+            return recorded
+    return None
+
+
 def run_search(config: FsdConfig, out: Path, results: Path, seed: int, device: str, progress: bool) -> Genotype:
     """The genotype the search with ``seed`` derives: from its run folder when it finished there,
     from its committed record when the folder is gone and the record matches, or searched now."""
@@ -70,7 +95,7 @@ def run_search(config: FsdConfig, out: Path, results: Path, seed: int, device: s
     run = out / "search" / f"seed{seed}"
     record_file = search_record_file(results, seed)
     if not (run / "genotype.json").is_file():
-        recorded = recorded_genotype(record_file, seeded)
+        recorded = committed_search(config, results, seed)
         if recorded is not None:
             return recorded
         search(seeded, run, resume=(run / "search_last.pt").is_file(), device=device, progress=progress)
@@ -80,8 +105,5 @@ def run_search(config: FsdConfig, out: Path, results: Path, seed: int, device: s
         changed = sorted(k for k, v in search_settings(seeded).items() if search_settings(searched_with).get(k) != v)
         raise FsdError(f"{run} was searched with other settings ({', '.join(changed)} differ from the config's); use another --out")
     record = {"seed": seed, "seconds": summary["seconds"], "genotype": summary["genotype"], "config": search_settings(searched_with)}
-    record_file.parent.mkdir(parents=True, exist_ok=True)
-    temporary = record_file.with_suffix(".tmp")
-    temporary.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(temporary, record_file)
+    write_record(record, record_file)
     return load_genotype(run / "genotype.json")
