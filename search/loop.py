@@ -366,11 +366,17 @@ class Searcher(TrainingLoop):
         return dataclasses.replace(chosen.genotype, search=provenance)
 
     def finish(self, checksums: list[str]) -> None:
+        started = time.perf_counter()
         genotype = self.select()
+        # the selection's wall time (successive halving trains candidates: most of a search's
+        # time); a selection resumed after a kill counts its last sitting only
+        selection_s = time.perf_counter() - started
         genotype.save(self.out_dir / "genotype.json")
         plot_alphas(self.out_dir / "alphas.jsonl", self.config.search.space, self.out_dir / "alphas.png")
         summary = {
-            "seconds": self.elapsed_s,
+            "seconds": self.elapsed_s + selection_s,
+            "supernet_seconds": self.elapsed_s,
+            "selection_seconds": selection_s,
             "iterations": self.position.iteration,
             "world_size": self.context.world_size,
             "rank_checksums": checksums,

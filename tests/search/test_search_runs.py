@@ -136,6 +136,9 @@ def test_successive_halving_trains_the_better_half_on_and_chooses_on_the_archite
     config_path.write_text(yaml.safe_dump(config))
     run = tmp_path / "run"
     result = search(load_config(config_path), run, device="cpu", progress=False)
+    summary = json.loads((run / "search_summary.json").read_text())
+    assert summary["selection_seconds"] > 0 and summary["supernet_seconds"] > 0, "the halving's trainings count in the search's time"
+    assert summary["seconds"] == pytest.approx(summary["supernet_seconds"] + summary["selection_seconds"])
 
     logged = read_log(run / "selection.jsonl")
     assert len(logged) == 3 and all("1" in r["rung_scores"] for r in logged)
