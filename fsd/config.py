@@ -385,6 +385,14 @@ class FsdConfig(Section):
         return self
 
 
+def changed_keys(earlier: Any, now: Any, prefix: str = "") -> list[str]:
+    """The dotted keys whose values differ between two nested settings mappings (sorted)."""
+    if not isinstance(earlier, dict) or not isinstance(now, dict):
+        return [prefix] if earlier != now else []
+    keys = set(earlier) | set(now)
+    return sorted(k for key in keys for k in changed_keys(earlier.get(key), now.get(key), f"{prefix}.{key}" if prefix else key))
+
+
 def parse_config(data: dict[str, Any], source: str = "<config>") -> FsdConfig:
     """Validate a config mapping; raises ConfigError naming each bad key."""
     if not isinstance(data, dict):

@@ -32,7 +32,7 @@ from rich.table import Table
 from fsd.cli.data_setup import ensure_data
 from fsd.cli.pipeline import SetOption
 from fsd.cli.reproducible import apply_reproducibility
-from fsd.config import FsdConfig, load_config
+from fsd.config import FsdConfig, changed_keys, load_config
 from fsd.constants import lesion_type_name
 from fsd.cpu import cpu_description
 from fsd.data.dl_info import KeySliceRecord
@@ -213,7 +213,7 @@ def claim_run_folder(config: FsdConfig, out: Path) -> None:
         except (ValueError, TypeError):
             earlier = {}
         if earlier != settings:
-            changed = sorted(_changed_keys(earlier, settings))
+            changed = changed_keys(earlier, settings)
             raise FsdError(
                 f"{out} holds a demo run made with other settings ({', '.join(changed) or 'unreadable'} differ); "
                 f"its finished stages would be reused: pass another --out or remove {out}"
@@ -223,14 +223,6 @@ def claim_run_folder(config: FsdConfig, out: Path) -> None:
         raise FsdError(f"{out} holds a demo run of unknown settings (no {path.name}): pass another --out or remove {out}")
     out.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(settings, indent=2) + "\n")
-
-
-def _changed_keys(earlier: Any, now: Any, prefix: str = "") -> list[str]:
-    """The dotted keys whose values differ between two nested settings mappings."""
-    if not isinstance(earlier, dict) or not isinstance(now, dict):
-        return [prefix] if earlier != now else []
-    keys = set(earlier) | set(now)
-    return [k for key in keys for k in _changed_keys(earlier.get(key), now.get(key), f"{prefix}.{key}" if prefix else key)]
 
 
 def _summary_metrics(report: dict[str, Any] | None) -> dict[str, Any] | None:

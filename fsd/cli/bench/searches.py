@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from fsd.config import FsdConfig, load_config
+from fsd.config import FsdConfig, changed_keys, load_config
 from fsd.errors import FsdError
 from fsd.models import Genotype, load_genotype
 from fsd.models.genotype import genotype_from_dict
@@ -102,7 +102,7 @@ def run_search(config: FsdConfig, out: Path, results: Path, seed: int, device: s
     summary = json.loads((run / "search_summary.json").read_text())
     searched_with = load_config(run / "config.yaml") if (run / "config.yaml").is_file() else seeded
     if search_settings(searched_with) != search_settings(seeded):
-        changed = sorted(k for k, v in search_settings(seeded).items() if search_settings(searched_with).get(k) != v)
+        changed = changed_keys(search_settings(searched_with), search_settings(seeded))
         raise FsdError(f"{run} was searched with other settings ({', '.join(changed)} differ from the config's); use another --out")
     record = {"seed": seed, "seconds": summary["seconds"], "genotype": summary["genotype"], "config": search_settings(searched_with)}
     write_record(record, record_file)
