@@ -207,6 +207,10 @@ class SearchSection(Section):
     #: "train_val", the train split and the val split (``data.val_data`` when set), the data
     #: ``fsd train`` uses, so each candidate's score is its stand-alone validation score
     halving_data: Literal["split", "train_val"] = "split"
+    #: training seeds each candidate of the last rung is scored with (its score there is the
+    #: mean over them): one training's validation moves by about 5 FROC points with its seed
+    #: (docs/benchmarks.md), more than what usually separates the finalists (halving)
+    halving_final_seeds: int = Field(1, ge=1)
     population: int = Field(8, ge=2)
     generations: int = Field(2, ge=0)
     mutation: float = Field(0.3, gt=0, le=1)

@@ -50,7 +50,7 @@ from fsd.errors import ConfigError, DataError
 from fsd.models import DetectorConfig, Genotype, load_genotype
 from fsd.progress import progress_bar
 from search.derive import derive_genotype
-from search.halving import HalvingSelection, log_rungs
+from search.halving import HalvingSelection, log_rungs, rung_records
 from search.mixed_op import MixedOp
 from search.plots import plot_alphas
 from search.proxy import SupernetProxy, load_supernet
@@ -351,17 +351,22 @@ class Searcher(TrainingLoop):
             datasets = (self.dataset, self.arch_set)
         halving = HalvingSelection(self.config, *datasets, self.out_dir / CANDIDATES_DIRECTORY, self.device, self.progress)
         chosen, scores = halving.run(candidates)
-        log_rungs(self.out_dir / "selection.jsonl", candidates, scores, chosen)
+        rungs = rung_records(candidates, scores, chosen, halving.final_seed_scores)
+        log_rungs(self.out_dir / "selection.jsonl", rungs)
         provenance = {
             **derived.search,
             "selection": "halving",
             "selection_score": scores[chosen.choices][search.halving_rungs[-1]],
             "halving_rungs": list(search.halving_rungs),
             "halving_data": search.halving_data,
+            "halving_final_seeds": search.halving_final_seeds,
             "candidates_evaluated": len(candidates),
             "parameter_budget": budget,
             "parameters": chosen.parameters,
             "alpha_derived": {"backbone": derived.backbone_ops, "head": [e.op for e in derived.head_edges]},
+            # kept with the genotype (and so in the benchmarks' committed search records): which
+            # candidates the selection weighed and how each scored
+            "candidates": rungs,
         }
         return dataclasses.replace(chosen.genotype, search=provenance)
 

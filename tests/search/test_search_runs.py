@@ -188,3 +188,34 @@ def test_successive_halving_trains_the_better_half_on_and_chooses_on_the_archite
     config_path.write_text(yaml.safe_dump(config))
     with pytest.raises(ConfigError, match="past train.epochs"):
         search(load_config(config_path), tmp_path / "too_long", device="cpu", progress=False)
+
+
+def test_halving_scores_the_last_rung_over_several_training_seeds(search_data: Path, tmp_path: Path):
+    config = tiny_search_config(search_data)
+    config["search"].update({"selection": "halving", "population": 3, "halving_rungs": [1, 2], "halving_final_seeds": 2})
+    config["train"] = {"epochs": 2, "batch_size": 1, "max_iters_per_epoch": 2, "warmup_iters": 1, "recalibrate_batches": 2}
+    config["eval"] = {"batch_size": 2}
+    config_path = tmp_path / "tiny.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    run = tmp_path / "run"
+    result = search(load_config(config_path), run, device="cpu", progress=False)
+
+    logged = read_log(run / "selection.jsonl")
+    finalists = [r for r in logged if "2" in r["rung_scores"]]
+    assert len(finalists) == 2 and all("final_seed_scores" not in r for r in logged if r not in finalists)
+    for record in finalists:
+        own, further = run / "candidates" / record["key"], run / "candidates" / f"{record['key']}-seed1"
+        # the last rung's score is the mean over the two trainings' validations at that epoch
+        scores = [next(v["metrics"]["froc_mean_0.5_4"] for v in read_log(folder / "metrics.jsonl") if v["type"] == "val" and v["epoch"] == 2) for folder in (own, further)]
+        assert record["final_seed_scores"] == pytest.approx(scores)
+        assert record["rung_scores"]["2"] == pytest.approx(sum(scores) / 2)
+        # the further training is another seed's (the search's seed + 1000): other first losses
+        assert load_config(further / "config.yaml").seed == config["seed"] + 1000
+        first_losses = [next(r["loss"] for r in read_log(folder / "metrics.jsonl") if r["type"] == "train") for folder in (own, further)]
+        assert first_losses[0] != first_losses[1]
+    assert not any((run / "candidates" / f"{r['key']}-seed1").exists() for r in logged if r not in finalists), "only the last rung's candidates train again"
+    best = min(finalists, key=lambda r: (-r["rung_scores"]["2"], r["parameters"]))
+    assert result.genotype.key == best["key"]
+    # the genotype keeps the candidates the selection weighed (so committed search records do too)
+    assert result.genotype.search["halving_final_seeds"] == 2 and result.genotype.search["candidates"] == logged
+    assert load_genotype(run / "genotype.json").search["candidates"] == logged
