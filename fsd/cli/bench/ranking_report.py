@@ -25,6 +25,25 @@ from fsd.cli.bench.rank_correlation import kendall_tau_b, kendall_tau_interval
 
 #: the proxy's ranking must reach this (issue: a search that finds the best of its space)
 TAU_TARGET = 0.5
+#: a searched genotype's test sens@4 must be within this of the best known architecture's (and
+#: at least the best random architecture's)
+TOP_MARGIN = 0.03
+
+
+def top_of_space_claim(ranking: dict[str, Any], provisional: bool = False) -> str | None:
+    """The claim that the search seed's genotype is at the top of the space: its stand-alone test
+    sens@4 at least the best random architecture's and within :data:`TOP_MARGIN` of the best
+    known (``provisional`` while some architectures miss trainings); None while its genotype has
+    no stand-alone result."""
+    own, best_random, best = ranking["searched_test_sens@4"], ranking["best_random_test_sens@4"], ranking["best_known_test_sens@4"]
+    if own is None or best_random is None or best is None:
+        return None
+    verdict = "holds" if own >= best_random and best - own <= TOP_MARGIN + 1e-9 else "does not hold"
+    verdict = f"**{verdict} so far** (provisional: not every architecture has every training seed yet)" if provisional else f"**{verdict}**"
+    return (
+        f"- Search seed {ranking['search_seed']}: its genotype's test sens@4 ({_pct(own)}) at least the best random architecture's "
+        f"({_pct(best_random)}) and within {TOP_MARGIN * 100:.0f} points of the best known ({_pct(best)}): {verdict}."
+    )
 
 
 def metric_value(metrics: dict[str, Any], metric: str) -> float:
@@ -239,6 +258,9 @@ def summarize_ranking(results: str | Path, metric: str, replicates: int = 2000, 
         lines.append(f"{claim} **{verdict}** (tau {_tau(r['tau_val'], r['tau_val_ci'])}).")
         if r["not_finite"]:
             lines.append(f"  Left out for a non-finite score: {', '.join(r['not_finite'])}.")
+    provisional = len({row["seeds"] for row in rows}) > 1 or any(r["not_trained"] for r in rankings)
+    one_per_seed = {r["search_seed"]: r for r in rankings}  # several proxies of one search: one claim
+    lines += [claim for claim in (top_of_space_claim(r, provisional) for r in one_per_seed.values()) if claim is not None]
     lines += [
         "",
         "| architecture | seeds | params (M) | val " + metric + " | val sens@4 | test sens@4 | test FROC mean | "

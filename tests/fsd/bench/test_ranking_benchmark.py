@@ -18,7 +18,7 @@ from scipy import stats
 from fsd.cli.bench.accuracy import RANDOM_SEED_BASE
 from fsd.cli.bench.rank_correlation import kendall_tau_b, kendall_tau_interval
 from fsd.cli.bench.ranking import reusable_result, run_ranking_benchmark, score_with_supernet
-from fsd.cli.bench.ranking_report import reference_rankings, summarize_ranking
+from fsd.cli.bench.ranking_report import reference_rankings, summarize_ranking, top_of_space_claim
 from fsd.cli.bench.searches import recorded_genotype, search_config, search_record_file
 from fsd.config import FsdConfig, parse_config
 from fsd.data.dl_info import read_dl_info
@@ -115,6 +115,8 @@ def test_ranking_benchmark_end_to_end(tmp_path: Path):
     assert "Search seed 0: Kendall tau of a further proxy (FROC mean 0.5-4) (point estimate)" in markdown
     assert "| supernet 0 loss (selection's) | supernet 0 froc |" in markdown
     assert "| fewer parameters |" in markdown and "| stand-alone val score |" in markdown
+    top_claims = [line for line in markdown.splitlines() if "its genotype's test sens@4" in line]
+    assert len(top_claims) == 1 and top_claims[0].startswith("- Search seed 0:"), "one claim per search, not per proxy"
     for name in ("random-0", "random-1", "all_conv", "searched-seed0"):
         assert f"| {name} | 1 |" in markdown, name
     rankings = json.loads((results / "ranking.json").read_text())["rankings"]
@@ -230,3 +232,19 @@ def test_reference_rankers_read_the_parameter_count_and_val_against_test():
     assert val["ranker"] == "stand-alone val score" and val["tau_val"] == pytest.approx(1.0)
     assert val["tau_test"] == pytest.approx(kendall_tau_b([r["val"] for r in rows], [r["test sens@4"] for r in rows]))
     assert val["tau_test"] < 1.0 and fewer["architectures"] == 6
+
+
+def test_the_top_of_space_claim_needs_the_best_random_and_three_points_of_the_best_known():
+    def claim(own: float, best_random: float = 0.487, best: float = 0.521, provisional: bool = False) -> str | None:
+        ranking = {"search_seed": 1, "searched_test_sens@4": own, "best_random_test_sens@4": best_random, "best_known_test_sens@4": best}
+        return top_of_space_claim(ranking, provisional)
+
+    assert claim(0.503) == (
+        "- Search seed 1: its genotype's test sens@4 (50.3) at least the best random architecture's (48.7) "
+        "and within 3 points of the best known (52.1): **holds**."
+    )
+    assert claim(0.469) is not None and claim(0.469).endswith("**does not hold**."), "under the best random"
+    assert claim(0.49, best_random=0.45, best=0.53).endswith("**does not hold**."), "more than 3 points under the best known"
+    assert claim(0.521).endswith("**holds**.") and claim(0.487, best=0.517).endswith("**holds**."), "the bounds count"
+    assert "**holds so far** (provisional" in claim(0.503, provisional=True)
+    assert claim(None) is None, "no claim before the searched genotype has trained"  # type: ignore[arg-type]
