@@ -23,7 +23,10 @@ else the data set's own test split. Arms:
 Resumable by arm and seed: each finished cell writes ``cells/<arm>-seed<k>.json`` (its
 metrics, parameters, timing, config and command) and ``.npz`` (every test detection's
 outcome, for the bootstrap) into the results directory, and a re-run skips finished cells, so a
-table can be built over several sittings and the small result files committed. The table and
+table can be built over several sittings and the small result files committed. A finished cell
+measured with other settings than the config's now (its data, model, recipe, test set, for a
+searched arm its search, for the others its architecture) is refused with the keys that differ,
+never mixed into the table. The table and
 figures are then made by :mod:`fsd.cli.bench.accuracy_report`.
 """
 
@@ -37,11 +40,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import ValidationError
 
 from fsd.artifacts import load_checkpoint, load_for_inference
 from fsd.cli.bench.searches import run_search
 from fsd.cli.data_setup import ensure_data, ensure_held_out
-from fsd.config import FsdConfig
+from fsd.config import FsdConfig, changed_keys
 from fsd.data.deeplesion import DeepLesionDataset
 from fsd.data.fingerprint import data_fingerprint
 from fsd.device import resolve_device
@@ -124,6 +128,11 @@ def cell_config(arm: Arm, config: FsdConfig, seed: int) -> FsdConfig:
 def cell_architecture(arm: Arm, config: FsdConfig, seed: int, out: Path, results: Path, device: str, progress: bool) -> dict[str, Any]:
     if arm.architecture == "searched":
         return architecture_record(genotype=run_search(config, out, results, seed, device, progress))
+    return fixed_architecture(arm, config, seed)
+
+
+def fixed_architecture(arm: Arm, config: FsdConfig, seed: int) -> dict[str, Any]:
+    """The architecture of an arm that does not search (random, default genotype, baseline)."""
     if arm.architecture == "random":
         return architecture_record(genotype=random_genotype(config, RANDOM_SEED_BASE + seed))
     if arm.architecture == "default":
@@ -195,11 +204,45 @@ def data_fingerprints(config: FsdConfig, test_root: Path) -> dict[str, Any]:
     return fingerprints
 
 
+def measured_settings(dumped: dict[str, Any], searched: bool) -> dict[str, Any]:
+    """What a cell's result depends on beside its architecture: a dumped cell config without its
+    name and the bench's bookkeeping (its test set stays), and for a searched arm its search."""
+    settings = {k: v for k, v in dumped.items() if k not in ("name", "bench", "search")}
+    settings["bench"] = {"test_data": dumped.get("bench", {}).get("test_data")}
+    if searched:
+        settings["search"] = dumped.get("search")
+    return settings
+
+
+def check_current(result_file: Path, arm: Arm, config: FsdConfig, seed: int) -> None:
+    """Refuse a finished cell measured with other settings than ``config``'s (FsdError naming
+    them): the table must not mix measurements of two configs."""
+    record = json.loads(result_file.read_text())
+    searched = arm.architecture == "searched"
+    try:
+        # through the config model, so settings added since the cell was measured take their defaults
+        recorded = FsdConfig.model_validate(record.get("config", {})).model_dump(mode="json")
+    except ValidationError:
+        changed = ["settings since removed or renamed"]
+    else:
+        now = cell_config(arm, config, seed).model_dump(mode="json")
+        changed = changed_keys(measured_settings(recorded, searched), measured_settings(now, searched))
+    if not searched and record.get("architecture") != json.loads(json.dumps(fixed_architecture(arm, config, seed))):
+        changed.append("architecture")
+    if changed:
+        raise FsdError(
+            f"{result_file} was measured with other settings than the config's ({', '.join(changed)} differ); "
+            "delete it and its .npz to measure it again, or use another --results"
+        )
+
+
 def run_cell(arm: Arm, config: FsdConfig, seed: int, out: Path, results: Path, device: str, progress: bool) -> Path:
-    """Train, score and record one cell (skipped when its result file exists)."""
+    """Train, score and record one cell (skipped when its result file exists and was measured
+    with the config's settings; FsdError when it was measured with others)."""
     name = cell_name(arm.name, seed)
     result_file = results / "cells" / f"{name}.json"
     if result_file.is_file():
+        check_current(result_file, arm, config, seed)
         return result_file
     if result_file.with_suffix(".failed.json").is_file():
         return result_file.with_suffix(".failed.json")

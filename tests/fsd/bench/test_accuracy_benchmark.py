@@ -12,6 +12,7 @@ from bench_fixtures import toy_config
 
 from fsd.cli.bench.accuracy import ARMS, arm_seeds, run_accuracy_benchmark
 from fsd.cli.bench.accuracy_report import summarize
+from fsd.errors import FsdError
 from fsd.eval.outcomes import Outcomes
 
 pytestmark = pytest.mark.slow
@@ -44,6 +45,24 @@ def test_cells_report_and_resume(tmp_path: Path):
     stamps = {f: f.stat().st_mtime_ns for f in files}
     again = run_accuracy_benchmark(config, tmp_path / "runs", tmp_path / "results", arms, device="cpu", progress=False)
     assert again == files and all(f.stat().st_mtime_ns == stamps[f] for f in files), "finished cells are skipped"
+
+    # a finished cell measured with other settings is refused, never mixed into the table
+    other_recipe = config.model_copy(update={"train": config.train.model_copy(update={"lr": config.train.lr * 2})})
+    with pytest.raises(FsdError, match=r"fsd-seed0\.json was measured with other settings than the config's \(train\.lr differ\)"):
+        run_accuracy_benchmark(other_recipe, tmp_path / "runs", tmp_path / "results", ["fsd"], device="cpu", progress=False)
+    # the bench's bookkeeping is not what a cell measured, nor the search what an arm that does
+    # not search measured; the search is what a searched arm measured
+    other_search = config.model_copy(
+        update={"bench": config.bench.model_copy(update={"bootstrap": 500}), "search": config.search.model_copy(update={"epochs": 3})}
+    )
+    random_files = [f for f in files if f.stem.startswith("random-")]
+    assert run_accuracy_benchmark(other_search, tmp_path / "runs", tmp_path / "results", ["random"], device="cpu", progress=False) == random_files
+    with pytest.raises(FsdError, match=r"\(search\.epochs differ\)"):
+        run_accuracy_benchmark(other_search, tmp_path / "runs", tmp_path / "results", ["fsd"], device="cpu", progress=False)
+    other_space = config.search.space.model_copy(update={"backbone_ops": list(reversed(config.search.space.backbone_ops))})
+    with pytest.raises(FsdError, match=r"random-seed\d\.json .*\(architecture differ\)"):
+        run_accuracy_benchmark(config.model_copy(update={"search": config.search.model_copy(update={"space": other_space})}), tmp_path / "runs", tmp_path / "results", ["random"], device="cpu", progress=False)
+    assert all(f.stat().st_mtime_ns == stamps[f] for f in files), "a refused cell is left as it was"
 
     markdown = summarize(tmp_path / "results", replicates=100, command="fsd bench accuracy --config toy.yaml")
     assert "| FSD, searched (SN) | 1 |" in markdown and "random architectures (SN)" in markdown
