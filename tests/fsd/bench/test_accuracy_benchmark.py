@@ -59,7 +59,7 @@ def test_cells_report_and_resume(tmp_path: Path):
     assert run_accuracy_benchmark(other_search, tmp_path / "runs", tmp_path / "results", ["random"], device="cpu", progress=False) == random_files
     with pytest.raises(FsdError, match=r"\(search\.epochs differ\)"):
         run_accuracy_benchmark(other_search, tmp_path / "runs", tmp_path / "results", ["fsd"], device="cpu", progress=False)
-    other_space = config.search.space.model_copy(update={"backbone_ops": list(reversed(config.search.space.backbone_ops))})
+    other_space = config.search.space.model_copy(update={"backbone_ops": tuple(reversed(config.search.space.backbone_ops))})
     with pytest.raises(FsdError, match=r"random-seed\d\.json .*\(architecture differ\)"):
         run_accuracy_benchmark(config.model_copy(update={"search": config.search.model_copy(update={"space": other_space})}), tmp_path / "runs", tmp_path / "results", ["random"], device="cpu", progress=False)
     assert all(f.stat().st_mtime_ns == stamps[f] for f in files), "a refused cell is left as it was"
