@@ -127,11 +127,17 @@ def test_two_process_search_ends_with_identical_weights_and_alphas(search_data: 
     assert iterations == [1, 2, 3, 4], "rank 0 alone logs, once per iteration"
 
 
-def test_successive_halving_trains_the_better_half_on_and_chooses_on_the_architecture_set(search_data: Path, tmp_path: Path):
-    config = tiny_search_config(search_data)
-    config["search"].update({"selection": "halving", "population": 3, "halving_rungs": [1, 2]})
+def tiny_halving_config(data: Path, **search: Any) -> dict[str, Any]:
+    """The tiny search choosing by successive halving over 3 candidates at epochs 1 and 2."""
+    config = tiny_search_config(data)
+    config["search"].update({"selection": "halving", "population": 3, "halving_rungs": [1, 2], **search})
     config["train"] = {"epochs": 2, "batch_size": 1, "max_iters_per_epoch": 2, "warmup_iters": 1, "recalibrate_batches": 2}
     config["eval"] = {"batch_size": 2}
+    return config
+
+
+def test_successive_halving_trains_the_better_half_on_and_chooses_on_the_architecture_set(search_data: Path, tmp_path: Path):
+    config = tiny_halving_config(search_data)
     config_path = tmp_path / "tiny.yaml"
     config_path.write_text(yaml.safe_dump(config))
     run = tmp_path / "run"
@@ -191,10 +197,7 @@ def test_successive_halving_trains_the_better_half_on_and_chooses_on_the_archite
 
 
 def test_halving_scores_the_last_rung_over_several_training_seeds(search_data: Path, tmp_path: Path):
-    config = tiny_search_config(search_data)
-    config["search"].update({"selection": "halving", "population": 3, "halving_rungs": [1, 2], "halving_final_seeds": 2})
-    config["train"] = {"epochs": 2, "batch_size": 1, "max_iters_per_epoch": 2, "warmup_iters": 1, "recalibrate_batches": 2}
-    config["eval"] = {"batch_size": 2}
+    config = tiny_halving_config(search_data, halving_final_seeds=2)
     config_path = tmp_path / "tiny.yaml"
     config_path.write_text(yaml.safe_dump(config))
     run = tmp_path / "run"
