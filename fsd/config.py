@@ -224,7 +224,13 @@ class SearchSection(Section):
     #: weight-set batches over which each candidate's BN statistics are recomputed (froc metric)
     selection_batches: int = Field(20, ge=1)
     #: candidates may not have more parameters than the median random genotype of the space
-    parameter_budget: Literal["random_median", "none"] = "random_median"
+    #: ("random_median"), than the ``parameter_budget_quantile`` of random genotypes' parameter
+    #: counts ("random_quantile"), or any number ("none")
+    parameter_budget: Literal["random_median", "random_quantile", "none"] = "random_median"
+    #: the quantile a "random_quantile" budget takes: in this space fewer parameters rank the
+    #: stand-alone validation score at Kendall tau +0.60 over the ranking's 10 random
+    #: architectures (docs/benchmarks.md), most of them in the last, widest stage
+    parameter_budget_quantile: float = Field(0.25, gt=0, lt=1)
     epochs: int = Field(10, ge=1)
     #: epochs of weight training only (ops sampled uniformly) before the alphas are updated
     warmup_epochs: int = Field(3, ge=0)

@@ -60,7 +60,7 @@ from search.selection import (
     Evolution,
     genotype_choices,
     log_evaluations,
-    random_median_parameters,
+    random_parameter_quantile,
 )
 from search.short_training import ShortTrainingProxy
 from search.supernet import (
@@ -303,11 +303,8 @@ class Searcher(TrainingLoop):
             return derived
         space = search.space
         retrain_config = DetectorConfig.from_config(self.config)
-        budget = (
-            random_median_parameters(space, retrain_config, search.max_parameter_free_backbone)
-            if search.parameter_budget == "random_median"
-            else None
-        )
+        quantile = {"random_median": 0.5, "random_quantile": search.parameter_budget_quantile}.get(search.parameter_budget)
+        budget = None if quantile is None else random_parameter_quantile(space, retrain_config, search.max_parameter_free_backbone, quantile)
         weights = mixing_weights(self.network)
         evolution = Evolution(space, retrain_config, weights["backbone"] + weights["head"], search.max_parameter_free_backbone, budget, self.config.seed)
         if search.selection == "halving":

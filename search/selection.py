@@ -15,7 +15,8 @@ The population starts with the alpha-derived genotype and genotypes drawn from t
 distribution; each generation keeps the best half and adds mutations of it (every position
 redrawn with probability ``mutation``). Every candidate passes the derivation guards, and
 candidates with more parameters than ``parameter_budget`` (by default the median of random
-genotypes of the space, the benchmark's random arm) are not considered. Every evaluation is
+genotypes of the space, the benchmark's random arm; or another quantile of them) are not
+considered. Every evaluation is
 logged to ``selection.jsonl``.
 """
 
@@ -79,8 +80,9 @@ def parameters_of(genotype: Genotype, detector_config: DetectorConfig) -> int:
     return count_parameters(build_detector(genotype, detector_config))
 
 
-def random_median_parameters(space: SpaceSection, detector_config: DetectorConfig, max_parameter_free: int, samples: int = 64) -> float:
-    """The median parameter count of random genotypes of the space (uniform op choices, guarded)."""
+def random_parameter_quantile(space: SpaceSection, detector_config: DetectorConfig, max_parameter_free: int, quantile: float = 0.5, samples: int = 64) -> float:
+    """The ``quantile`` (0.5: the median) of the parameter counts of random genotypes of the space
+    (uniform op choices, guarded; the same draws for every quantile)."""
     rng = np.random.default_rng(12345)
     positions = sum(stage.blocks for stage in space.stages)
     edges = space.head_nodes * (space.head_nodes + 1) // 2
@@ -90,7 +92,7 @@ def random_median_parameters(space: SpaceSection, detector_config: DetectorConfi
             int(c) for c in rng.integers(0, len(space.head_ops), edges)
         )
         counts.append(parameters_of(guarded_genotype(space, choices, max_parameter_free), detector_config))
-    return float(np.median(counts))
+    return float(np.quantile(counts, quantile))
 
 
 def fix_path(mixed_ops: list[MixedOp], choices: tuple[int, ...] | None) -> None:

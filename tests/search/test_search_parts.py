@@ -165,11 +165,11 @@ def test_random_and_derived_genotypes_build():
 
 
 def test_evolution_keeps_the_best_scored_candidate_within_the_budget():
-    from search.selection import Evolution, genotype_choices, random_median_parameters
+    from search.selection import Evolution, genotype_choices, random_parameter_quantile
 
     space = tiny_space()
     config = tiny_detector_config()
-    budget = random_median_parameters(space, config, max_parameter_free=1, samples=16)
+    budget = random_parameter_quantile(space, config, max_parameter_free=1, samples=16)
     uniform = [[1.0] * len(space.backbone_ops)] * 5 + [[1.0] * len(space.head_ops)] * 3
     evolution = Evolution(space, config, uniform, max_parameter_free=1, budget=budget, seed=0)
     derived = random_genotype(FsdConfig.model_validate({"search": {"space": space.model_dump(), "max_parameter_free_backbone": 1}}), 3)

@@ -24,7 +24,9 @@ from fsd.engine.datasets import build_dataset
 from fsd.engine.metrics_log import read_log
 from fsd.errors import ConfigError, FsdError
 from fsd.models import load_genotype
+from fsd.models.detector_config import DetectorConfig
 from search.loop import search, split_weight_and_arch_sets
+from search.selection import random_parameter_quantile
 
 pytestmark = pytest.mark.slow
 
@@ -194,6 +196,23 @@ def test_successive_halving_trains_the_better_half_on_and_chooses_on_the_archite
     config_path.write_text(yaml.safe_dump(config))
     with pytest.raises(ConfigError, match="past train.epochs"):
         search(load_config(config_path), tmp_path / "too_long", device="cpu", progress=False)
+
+
+def test_a_quantile_budget_keeps_every_candidate_under_that_quantile_of_random_genotypes(search_data: Path, tmp_path: Path):
+    config = tiny_halving_config(search_data, parameter_budget="random_quantile", parameter_budget_quantile=0.25)
+    config_path = tmp_path / "tiny.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    loaded = load_config(config_path)
+    result = search(loaded, tmp_path / "run", device="cpu", progress=False)
+
+    def quantile(q: float) -> float:
+        return random_parameter_quantile(loaded.search.space, DetectorConfig.from_config(loaded), loaded.search.max_parameter_free_backbone, q)
+
+    budget = result.genotype.search["parameter_budget"]
+    assert budget == pytest.approx(quantile(0.25)) and budget < quantile(0.5), "a tighter budget than the default median"
+    logged = read_log(tmp_path / "run" / "selection.jsonl")
+    assert len(logged) == config["search"]["population"] and all(r["parameters"] <= budget for r in logged)
+    assert result.genotype.search["parameters"] <= budget
 
 
 def test_halving_scores_the_last_rung_over_several_training_seeds(search_data: Path, tmp_path: Path):
