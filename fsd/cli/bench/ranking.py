@@ -38,6 +38,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from fsd.cli.bench.accuracy import (
     RANDOM_SEED_BASE,
     data_fingerprints,
@@ -127,6 +129,16 @@ def training_settings(config: dict[str, Any]) -> dict[str, Any]:
     return settings
 
 
+def recorded_training_settings(config: dict[str, Any]) -> dict[str, Any] | None:
+    """The training settings of a result's recorded config, read through the config model so that
+    settings added since the result was written take their defaults (None when it no longer
+    validates: settings since removed or renamed)."""
+    try:
+        return training_settings(FsdConfig.model_validate(config).model_dump(mode="json"))
+    except ValidationError:
+        return None
+
+
 def reusable_result(seeded: FsdConfig, genotype: Genotype) -> dict[str, Any] | None:
     """A finished stand-alone result in one of ``bench.ranking.reuse``'s results directories of
     the same architecture, training seed and training settings (the first found), marked with
@@ -135,7 +147,7 @@ def reusable_result(seeded: FsdConfig, genotype: Genotype) -> dict[str, Any] | N
     for folder in seeded.bench.ranking.reuse:
         for path in sorted((Path(folder) / "architectures").glob(f"*-seed{seeded.seed}.json")):
             record = json.loads(path.read_text())
-            if record.get("genotype_key") == genotype.key and record.get("seed") == seeded.seed and training_settings(record.get("config", {})) == wanted:
+            if record.get("genotype_key") == genotype.key and record.get("seed") == seeded.seed and recorded_training_settings(record.get("config", {})) == wanted:
                 return {**record, "reused_from": str(path)}
     return None
 

@@ -147,6 +147,20 @@ def test_ranking_benchmark_end_to_end(tmp_path: Path):
         assert not (tmp_path / "later_runs" / "runs" / f"{name}-seed0").exists(), f"{name} was trained again"
     other_recipe = later_config.model_copy(update={"seed": 0, "train": later_config.train.model_copy(update={"lr": 0.5})})
     assert reusable_result(other_recipe, load_genotype(mine)) is None, "a result of another recipe is not reused"
+    # a result written before a setting existed (here bench.search_records, at its default) is
+    # still the same training: its recorded config takes the setting's default
+    random_genotype_0 = random_genotype(later_config, RANDOM_SEED_BASE)
+    older = tmp_path / "older"
+    record = json.loads((results / "architectures" / "random-0-seed0.json").read_text())
+    del record["config"]["bench"]["search_records"]
+    (older / "architectures").mkdir(parents=True)
+    (older / "architectures" / "random-0-seed0.json").write_text(json.dumps(record))
+    seeded = later_config.model_copy(update={"seed": 0, "bench": later_config.bench.model_copy(update={"ranking": later_config.bench.ranking.model_copy(update={"reuse": (older,)})})})
+    found = reusable_result(seeded, random_genotype_0)
+    assert found is not None and found["reused_from"] == str(older / "architectures" / "random-0-seed0.json")
+    record["config"]["train"]["no_such_setting"] = 1
+    (older / "architectures" / "random-0-seed0.json").write_text(json.dumps(record))
+    assert reusable_result(seeded, random_genotype_0) is None, "a recorded config that no longer validates is not reused"
 
     # the selection trained each candidate once into its own folder and kept the best score; the
     # ranking's short-training proxy is that same scorer and trains nothing it already trained
