@@ -229,7 +229,7 @@ class SearchSection(Section):
     parameter_budget: Literal["random_median", "random_quantile", "none"] = "random_median"
     #: the quantile a "random_quantile" budget takes: in this space fewer parameters rank the
     #: stand-alone validation score at Kendall tau +0.60 over the ranking's 10 random
-    #: architectures (docs/benchmarks.md), most of them in the last, widest stage
+    #: architectures (docs/benchmarks.md); most parameters sit in the last, widest stage
     parameter_budget_quantile: float = Field(0.25, gt=0, lt=1)
     epochs: int = Field(10, ge=1)
     #: epochs of weight training only (ops sampled uniformly) before the alphas are updated

@@ -16,8 +16,7 @@ distribution; each generation keeps the best half and adds mutations of it (ever
 redrawn with probability ``mutation``). Every candidate passes the derivation guards, and
 candidates with more parameters than ``parameter_budget`` (by default the median of random
 genotypes of the space, the benchmark's random arm; or another quantile of them) are not
-considered. Every evaluation is
-logged to ``selection.jsonl``.
+considered. Every evaluation is logged to ``selection.jsonl``.
 """
 
 from __future__ import annotations
