@@ -38,15 +38,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from fsd.cli.bench.accuracy import (
     RANDOM_SEED_BASE,
     data_fingerprints,
     device_name,
     train_and_score,
 )
-from fsd.cli.bench.searches import run_search
+from fsd.cli.bench.searches import recorded_config, run_search
 from fsd.cli.data_setup import ensure_data
 from fsd.config import FsdConfig
 from fsd.device import resolve_device
@@ -130,13 +128,9 @@ def training_settings(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def recorded_training_settings(config: dict[str, Any]) -> dict[str, Any] | None:
-    """The training settings of a result's recorded config, read through the config model so that
-    settings added since the result was written take their defaults (None when it no longer
-    validates: settings since removed or renamed)."""
-    try:
-        return training_settings(FsdConfig.model_validate(config).model_dump(mode="json"))
-    except ValidationError:
-        return None
+    """The training settings of a result's recorded config (see :func:`recorded_config`)."""
+    recorded = recorded_config(config)
+    return None if recorded is None else training_settings(recorded.model_dump(mode="json"))
 
 
 def reusable_result(seeded: FsdConfig, genotype: Genotype) -> dict[str, Any] | None:

@@ -47,6 +47,16 @@ def search_record_file(results: Path, seed: int) -> Path:
     return results / "searches" / f"seed{seed}.json"
 
 
+def recorded_config(config: dict[str, Any]) -> FsdConfig | None:
+    """A result's recorded config read through the config model, so that settings added since it
+    was written take their defaults (None when it no longer validates: settings since removed or
+    renamed, so not a config of today's runs)."""
+    try:
+        return FsdConfig.model_validate(config)
+    except ValidationError:
+        return None
+
+
 def recorded_genotype(record_file: Path, config: FsdConfig) -> Genotype | None:
     """The genotype of a committed search record made with ``config``'s search settings (None
     when there is no such record, or it was made with other settings or before records kept them)."""
@@ -55,12 +65,8 @@ def recorded_genotype(record_file: Path, config: FsdConfig) -> Genotype | None:
     record = json.loads(record_file.read_text())
     if not isinstance(record.get("config"), dict):
         return None
-    # through the config model, so settings added since the record was written take their defaults
-    try:
-        recorded = FsdConfig.model_validate({**record["config"], "name": config.name})
-    except ValidationError:
-        return None  # settings since removed or renamed: not this config's search
-    if search_settings(recorded) != search_settings(config):
+    recorded = recorded_config({**record["config"], "name": config.name})
+    if recorded is None or search_settings(recorded) != search_settings(config):
         return None
     return genotype_from_dict(record["genotype"])
 
