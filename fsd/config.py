@@ -2,11 +2,12 @@
 
 Every key is checked (unknown keys are errors), and an invalid file fails with a message that
 names the key, e.g. ``configs/x.yaml: train.lr: Input should be greater than 0``. Op and
-normalization names are checked against the one op table (:mod:`fsd.nn.ops`) and the
-normalization factory (:data:`fsd.nn.NORM_KINDS`) when the file loads, so a config naming an
-unknown op fails at once, not when a network is built. Sections map one
-to one to the commands that use them; values derived from several sections (the number of
-classes, the model's pixel spacing) are computed here and nowhere else.
+normalization names are checked against the names of the one op table and of the normalization
+factory (:mod:`fsd.nn_names`) when the file loads, so a config naming an unknown op fails at
+once, not when a network is built. Neither this module nor the sections it reuses import torch,
+so a command fails on a bad config before it loads torch. Sections map one to one to the
+commands that use them; values derived from several sections (the number of classes, the
+model's pixel spacing) are computed here and nowhere else.
 """
 
 from __future__ import annotations
@@ -25,16 +26,15 @@ from pydantic import (
     model_validator,
 )
 
+from fsd.augment_config import AugmentConfig
 from fsd.constants import DEEPLESION_FP_RATES, num_classes
-from fsd.data.augment import AugmentConfig
 from fsd.errors import ConfigError, describe_validation_error
-from fsd.nn import NORM_KINDS
-from fsd.nn.ops import DEFAULT_BACKBONE_OPS, DEFAULT_HEAD_OPS, check_op_names
-from fsd.preprocess import PreprocessConfig
+from fsd.nn_names import DEFAULT_BACKBONE_OPS, DEFAULT_HEAD_OPS, NORM_KINDS, check_op_names
+from fsd.preprocess_config import PreprocessConfig
 
-#: a normalization kind: one of :data:`fsd.nn.NORM_KINDS`, the kinds ``make_norm`` builds
+#: a normalization kind: one of :data:`fsd.nn_names.NORM_KINDS`, the kinds ``make_norm`` builds
 NormKind = Literal[NORM_KINDS]  # type: ignore[valid-type]
-#: op names of the op table (:data:`fsd.nn.ops.OPS`)
+#: op names of the op table (:data:`fsd.nn_names.OP_NAMES`, built by :data:`fsd.nn.ops.OPS`)
 OpNames = Annotated[tuple[str, ...], AfterValidator(check_op_names)]
 Task = Literal["binary", "types"]
 

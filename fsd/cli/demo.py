@@ -9,6 +9,9 @@
 Each stage reuses finished output and resumes an interrupted one, so re-running is cheap; a run
 folder made with other settings is refused. ``demo.json`` records the run: settings, CPU and
 reproducible mode, genotype, parameters, minutes per stage and the test and unseen metrics.
+
+The stages' packages (torch among them) are imported where a stage runs, so that registering
+the command, ``fsd --help`` and a config error stay fast.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
 import numpy as np
@@ -29,16 +32,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from fsd.cli.data_setup import ensure_data
 from fsd.cli.pipeline import SetOption
-from fsd.cli.reproducible import apply_reproducibility
 from fsd.config import FsdConfig, changed_keys, load_config
 from fsd.constants import lesion_type_name
-from fsd.cpu import cpu_description
-from fsd.data.dl_info import KeySliceRecord
-from fsd.engine.datasets import split_records
 from fsd.errors import FsdError
-from fsd.eval import iou_matrix
+
+if TYPE_CHECKING:
+    from fsd.data.dl_info import KeySliceRecord
 
 console = Console()
 
@@ -55,6 +55,8 @@ def _free_port() -> int:
 
 def ensure_demo_data(config: FsdConfig) -> None:
     """The demo's synthetic data set, with the DICOM series the served query needs."""
+    from fsd.cli.data_setup import ensure_data
+
     if config.data.synth is None:
         raise FsdError("the demo config needs data.synth to generate its data")
     root = config.data.root
@@ -87,6 +89,8 @@ def run_training(config: FsdConfig, genotype: Path, out: Path) -> Path:
 
 def pick_test_key_slice(config: FsdConfig) -> KeySliceRecord:
     """The test-split key slice with the most lesions whose DICOM series exists."""
+    from fsd.engine.datasets import split_records
+
     test = [r for r in split_records(config, "test") if (config.data.root / "dicom" / r.folder).is_dir()]
     if not test:
         raise FsdError("no test-split key slice with a DICOM series; regenerate the demo data")
@@ -124,6 +128,8 @@ def wait_ready(base: str, process: subprocess.Popen, timeout_s: float = 180.0) -
 
 def query_server(config: FsdConfig, model_dir: Path) -> dict[str, Any]:
     """Serve the exported model, POST a test patient's DICOM series, print detections vs truth."""
+    from fsd.eval import iou_matrix
+
     record = pick_test_key_slice(config)
     files = series_files(config, record)
     port, api_key = _free_port(), secrets.token_urlsafe(24)
@@ -234,11 +240,13 @@ def _summary_metrics(report: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def run_demo(config_path: Path, out: Path, overrides: list[str] | None = None) -> dict[str, Any]:
+    started = time.monotonic()
+    config = load_config(config_path, overrides)  # before torch is imported: a bad config fails at once
+    from fsd.cli.reproducible import apply_reproducibility
+    from fsd.cpu import cpu_description
     from fsd.engine.evaluation import evaluate_model
     from fsd.export import export_model
 
-    started = time.monotonic()
-    config = load_config(config_path, overrides)
     reproducible = apply_reproducibility(config)
     claim_run_folder(config, out)
     starts: list[tuple[str, float]] = []  # each stage's name and start, in order

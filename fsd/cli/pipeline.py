@@ -21,12 +21,13 @@ SetOption = Annotated[
 
 def search_command(config: ConfigOption, out: OutOption, resume: ResumeOption = False, device: DeviceOption = "auto", overrides: SetOption = None) -> None:
     """Differentiable architecture search; writes genotype.json and the search plots."""
+    from fsd.config import load_config
+
+    loaded = load_config(config, overrides)  # before torch is imported: a bad config fails at once
     from fsd.cli.data_setup import ensure_data
     from fsd.cli.reproducible import apply_reproducibility
-    from fsd.config import load_config
     from search.loop import search
 
-    loaded = load_config(config, overrides)
     apply_reproducibility(loaded, device)
     ensure_data(loaded, device)
     result = search(loaded, out, resume=resume, device=device)
@@ -45,21 +46,22 @@ def train_command(
     overrides: SetOption = None,
 ) -> None:
     """Retrain a derived network (or a baseline) from scratch."""
-    from fsd.cli.data_setup import ensure_data
-    from fsd.cli.reproducible import apply_reproducibility
     from fsd.config import load_config
-    from fsd.engine.trainer import train
-    from fsd.models import architecture_record, load_genotype
 
     if (genotype is None) == (baseline is None):
         raise FsdError("give exactly one of --genotype GENOTYPE.json or --baseline NAME")
+    loaded = load_config(config, overrides)  # before torch is imported: a bad config fails at once
+    from fsd.cli.data_setup import ensure_data
+    from fsd.cli.reproducible import apply_reproducibility
+    from fsd.engine.trainer import train
+    from fsd.models import architecture_record, load_genotype
+
     architecture = architecture_record(genotype=load_genotype(genotype)) if genotype else architecture_record(baseline=baseline)
     if baseline is not None:
         from fsd.models.baselines import BASELINES
 
         if baseline not in BASELINES:
             raise FsdError(f"unknown baseline {baseline!r}; choose one of {', '.join(BASELINES)}")
-    loaded = load_config(config, overrides)
     apply_reproducibility(loaded, device)
     ensure_data(loaded, device)
     result = train(loaded, architecture, out, resume=resume, device=device)

@@ -2,31 +2,20 @@
 
 Each call draws from a ``torch.Generator`` the caller seeds per (run seed, epoch, sample), so an
 augmented epoch is identical whether a run was interrupted and resumed or not, and whatever the
-number of data-loader workers.
+number of data-loader workers. :class:`AugmentConfig` (the ``train.augment`` section) is defined
+without torch in :mod:`fsd.augment_config` and re-exported here.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+
+from fsd.augment_config import AugmentConfig
 
 Target = dict[str, torch.Tensor]
 #: target entries that describe the image, not its lesions (kept whole when lesions are dropped)
 IMAGE_KEYS = frozenset({"image_id", "slice_z"})
-
-
-class AugmentConfig(BaseModel):
-    """The ``train.augment`` section of a config, used as is by :func:`augment`."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    hflip: float = Field(0.0, ge=0, le=1)
-    scale_range: tuple[float, float] = (0.85, 1.15)
-    translate_px: int = Field(16, ge=0)
-    intensity_jitter: float = Field(0.03, ge=0)
-    #: a box keeps its lesion when at least this fraction of its area stays in the image
-    min_visible: float = Field(0.6, ge=0, le=1)
 
 
 def _uniform(generator: torch.Generator, low: float, high: float) -> float:

@@ -3,7 +3,9 @@
 Every op is built by ``build_op(name, in_channels, out_channels, stride, norm)`` and maps
 (N, in_channels, H, W) to (N, out_channels, ceil(H / stride), ceil(W / stride)). Ops that
 preserve the shape add a residual connection, so a stack of them trains from scratch. The search
-(``search/``) mixes these ops; a derived network instantiates exactly one per position.
+(``search/``) mixes these ops; a derived network instantiates exactly one per position. The
+names, the default candidates and ``check_op_names`` live without torch in :mod:`fsd.nn_names`
+(re-exported here), so a config is validated without importing torch.
 
 Names:
     conv_3x3, conv_5x5                 conv - norm - ReLU
@@ -23,6 +25,13 @@ import torch
 from torch import nn
 
 from fsd.nn import make_norm
+from fsd.nn_names import (  # noqa: F401  (re-exported: the names live without torch)
+    DEFAULT_BACKBONE_OPS,
+    DEFAULT_HEAD_OPS,
+    OP_NAMES,
+    PARAMETER_FREE_OPS,
+    check_op_names,
+)
 
 OpBuilder = Callable[[int, int, int, str], nn.Module]
 
@@ -188,24 +197,6 @@ OPS: dict[str, OpBuilder] = {
     "skip": lambda i, o, s, n: Skip(i, o, s, n),
     "zero": lambda i, o, s, n: Zero(i, o, s),
 }
-
-#: ops whose output does not come from learned spatial filtering (the search's collapse risk)
-PARAMETER_FREE_OPS: frozenset[str] = frozenset({"skip", "zero"})
-#: the candidates of a backbone position by default: every op but ``zero`` (a block is never dropped)
-DEFAULT_BACKBONE_OPS: tuple[str, ...] = tuple(name for name in OPS if name != "zero")
-#: the candidates of a head-cell edge by default: the cheap ops, ``skip``, and ``zero`` to drop the edge
-DEFAULT_HEAD_OPS: tuple[str, ...] = ("conv_3x3", "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "ir_k3_e3", "skip", "zero")
-
-
-def check_op_names(names: tuple[str, ...]) -> tuple[str, ...]:
-    """``names`` when every one is an op of the table; ValueError naming the unknown ones and the known ones."""
-    unknown = [name for name in names if name not in OPS]
-    if unknown:
-        listed = ", ".join(repr(name) for name in unknown)
-        raise ValueError(f"unknown op {listed}; the op table (fsd/nn/ops.py) has {', '.join(OPS)}")
-    if not names:
-        raise ValueError("at least one op is needed")
-    return names
 
 
 def build_op(name: str, in_channels: int, out_channels: int, stride: int, norm: str) -> nn.Module:

@@ -18,11 +18,12 @@ def complexity_command(
     size: Annotated[int, typer.Option("--size", min=64)] = 512,
 ) -> None:
     """Parameters and FLOPs of FSD vs the ResNet-50/18-FPN baselines (markdown table)."""
-    from fsd.cli.bench.complexity import complexity_markdown, complexity_table
     from fsd.config import load_config
+
+    loaded = load_config(config)  # before torch is imported: a bad config fails at once
+    from fsd.cli.bench.complexity import complexity_markdown, complexity_table
     from fsd.models import load_genotype
 
-    loaded = load_config(config)
     rows = complexity_table(loaded, load_genotype(genotype) if genotype else None, size)
     typer.echo(complexity_markdown(rows, size, loaded.preprocess.num_slices))
 
@@ -41,12 +42,13 @@ def accuracy_command(
     import shlex
     import sys
 
+    from fsd.config import load_config
+
+    loaded = load_config(config, overrides)  # before torch is imported: a bad config fails at once
     from fsd.cli.bench.accuracy import ARMS, arm_seeds, run_accuracy_benchmark
     from fsd.cli.bench.accuracy_report import summarize
     from fsd.cli.reproducible import apply_reproducibility
-    from fsd.config import load_config
 
-    loaded = load_config(config, overrides)
     apply_reproducibility(loaded, device)
     results_dir = results or out / "results"
     chosen = [a.strip() for a in arms.split(",")] if arms else list(loaded.bench.arms or ARMS)
@@ -70,12 +72,13 @@ def ranking_command(
     import shlex
     import sys
 
+    from fsd.config import load_config
+
+    loaded = load_config(config, overrides)  # before torch is imported: a bad config fails at once
     from fsd.cli.bench.ranking import run_ranking_benchmark
     from fsd.cli.bench.ranking_report import summarize_ranking
     from fsd.cli.reproducible import apply_reproducibility
-    from fsd.config import load_config
 
-    loaded = load_config(config, overrides)
     apply_reproducibility(loaded, device)
     results_dir = results or out / "results"
     if not summary_only:
@@ -180,13 +183,14 @@ def train_step_command(
     overrides: Annotated[Optional[list[str]], typer.Option("--set", help="Config override key=value (repeatable).")] = None,
 ) -> None:
     """Where a training step spends its time: data, forward stages, backward, optimizer."""
+    from fsd.config import load_config
+
+    loaded = load_config(config, overrides)  # before torch is imported: a bad config fails at once
     from fsd.cli.bench.train_profile import profile_training_step, train_profile_markdown
     from fsd.cli.data_setup import ensure_data
     from fsd.cli.reproducible import apply_reproducibility
-    from fsd.config import load_config
     from fsd.models import architecture_record, load_genotype
 
-    loaded = load_config(config, overrides)
     apply_reproducibility(loaded, device)
     ensure_data(loaded, device)
     architecture = architecture_record(genotype=load_genotype(genotype)) if genotype else None

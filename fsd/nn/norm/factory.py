@@ -28,6 +28,7 @@ from fsd.nn.norm.mixtures import BatchInstanceNorm2d, InstanceLayerNorm2d
 from fsd.nn.norm.sparse_switchable import SparseSwitchNorm2d
 from fsd.nn.norm.switchable import SwitchNorm2d
 from fsd.nn.norm.sync_switchable import SyncSwitchNorm2d
+from fsd.nn_names import NORM_KINDS, check_norm_kind  # noqa: F401  (re-exported: the names live without torch)
 
 #: the most groups the "gn" kind uses (the GN paper's default)
 GN_MAX_GROUPS = 32
@@ -44,16 +45,6 @@ _BUILDERS: dict[str, Callable[[int], nn.Module]] = {
     "syncsn": SyncSwitchNorm2d,
     "none": lambda channels: nn.Identity(),
 }
-
-#: every kind ``make_norm`` accepts
-NORM_KINDS: tuple[str, ...] = tuple(_BUILDERS)
-
-
-def check_norm_kind(kind: str) -> str:
-    """``kind`` when ``make_norm`` builds it; ValueError naming the known kinds otherwise."""
-    if kind not in _BUILDERS:
-        raise ValueError(f"unknown normalization kind {kind!r}; valid kinds: {', '.join(NORM_KINDS)}")
-    return kind
 
 
 def make_norm(kind: str, channels: int) -> nn.Module:

@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from fsd import nn_names
 from fsd.config import NormKind
 from fsd.nn import (
     NORM_KINDS,
@@ -18,6 +19,7 @@ from fsd.nn import (
     SyncSwitchNorm2d,
     make_norm,
 )
+from fsd.nn.norm.factory import _BUILDERS
 
 EPS = 1e-5
 OWN_KINDS = ("bin", "iln", "sn", "ssn", "syncsn")
@@ -26,6 +28,10 @@ OWN_KINDS = ("bin", "iln", "sn", "ssn", "syncsn")
 def test_norm_kinds_cover_every_configurable_kind():
     assert NORM_KINDS == ("bn", "gn", "in", "ln", "bin", "iln", "sn", "ssn", "syncsn", "none")
     assert set(typing.get_args(NormKind)) <= set(NORM_KINDS)
+
+
+def test_the_factory_builds_exactly_the_torch_free_kinds():
+    assert tuple(_BUILDERS) == NORM_KINDS == nn_names.NORM_KINDS
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from fsd.nn.ops import OPS, PARAMETER_FREE_OPS, build_op
+from fsd.nn_names import DEFAULT_BACKBONE_OPS, DEFAULT_HEAD_OPS, OP_NAMES
 
 REQUIRED = {
     "conv_3x3",
@@ -66,3 +67,8 @@ def test_unknown_op_and_stride_are_clear_errors():
         build_op("conv_7x7", 4, 4, 1, "bn")
     with pytest.raises(ValueError, match="stride"):
         build_op("conv_3x3", 4, 4, 3, "bn")
+
+
+def test_the_table_builds_exactly_the_torch_free_names():
+    assert tuple(OPS) == OP_NAMES
+    assert set(DEFAULT_BACKBONE_OPS) | set(DEFAULT_HEAD_OPS) <= set(OPS)
