@@ -5,6 +5,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_OUT ?= runs/demo
+# test processes: the suite waits on Orthanc, DIMSE peers and quiet times as much as it computes
+TEST_WORKERS ?= 2
 
 .PHONY: install test lint demo docker-smoke clean
 
@@ -20,7 +22,7 @@ lint: install
 
 test: install
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 demo: install
 	$(BIN)/fsd demo --config configs/demo.yaml --out $(DEMO_OUT)
