@@ -53,7 +53,7 @@ from search.derive import derive_genotype
 from search.halving import HalvingSelection, log_rungs, rung_records
 from search.mixed_op import MixedOp
 from search.plots import plot_alphas
-from search.proxy import SupernetProxy, load_supernet
+from search.proxy import SEARCH_CHECKPOINT, SupernetProxy, load_supernet
 from search.selection import (
     ArchitectureProxy,
     Candidate,
@@ -183,7 +183,7 @@ class Searcher(TrainingLoop):
     """The supernet's training loop with the architecture step (see the module docstring)."""
 
     kind = "search"
-    checkpoint_name = "search_last.pt"
+    checkpoint_name = SEARCH_CHECKPOINT
     log_name = "search.jsonl"
     lr_key = "search.weight_lr"
 

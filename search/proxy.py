@@ -31,6 +31,9 @@ from search.mixed_op import MixedOp
 from search.selection import Candidate, evaluate_candidate, genotype_choices, negative_loss, parameters_of
 from search.supernet import build_supernet
 
+#: a search run's resumable checkpoint, which holds the trained supernet when the search finished
+SEARCH_CHECKPOINT = "search_last.pt"
+
 
 class SupernetProxy:
     """Scores candidates on a private copy of a trained supernet (its weights are not changed)."""
@@ -99,9 +102,9 @@ def outside_space(genotype: Genotype, space: SpaceSection) -> str | None:
 
 
 def load_supernet(run_dir: Path, device: torch.device) -> tuple[nn.Module, FsdConfig]:
-    """The trained supernet of a finished search run (its ``search_last.pt``, on the CPU: the proxy
-    moves its own copy to the device) and the search's config."""
-    path = run_dir / "search_last.pt"
+    """The trained supernet of a finished search run (its :data:`SEARCH_CHECKPOINT`, on the CPU:
+    the proxy moves its own copy to the device) and the search's config."""
+    path = run_dir / SEARCH_CHECKPOINT
     checkpoint = load_checkpoint(path, kind="search")
     if checkpoint.position.iteration < checkpoint.position.total_iters:
         raise ArtifactError(

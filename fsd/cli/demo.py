@@ -67,12 +67,13 @@ def ensure_demo_data(config: FsdConfig) -> None:
 
 def run_search(config: FsdConfig, out: Path) -> Path:
     from search.loop import search
+    from search.proxy import SEARCH_CHECKPOINT
 
     genotype = out / "genotype.json"
     if genotype.is_file():
         console.print(f"reusing {genotype}")
         return genotype
-    return search(config, out, resume=(out / "search_last.pt").is_file()).genotype_path
+    return search(config, out, resume=(out / SEARCH_CHECKPOINT).is_file()).genotype_path
 
 
 def run_training(config: FsdConfig, genotype: Path, out: Path) -> Path:

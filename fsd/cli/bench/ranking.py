@@ -38,12 +38,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import typer
+
 from fsd.cli.bench.accuracy import (
     RANDOM_SEED_BASE,
     data_fingerprints,
     device_name,
     train_and_score,
 )
+from fsd.cli.bench.ranking_report import SEARCHED_PREFIX
 from fsd.cli.bench.searches import recorded_config, run_search
 from fsd.cli.data_setup import ensure_data
 from fsd.config import FsdConfig
@@ -55,7 +58,7 @@ from fsd.models import DetectorConfig, Genotype, architecture_record, build_from
 from fsd.models.complexity import count_parameters
 from fsd.progress import progress_bar
 from search.loop import random_genotype, supernet_proxy
-from search.proxy import outside_space
+from search.proxy import SEARCH_CHECKPOINT, outside_space
 
 
 def genotype_files(config: FsdConfig) -> dict[str, Genotype]:
@@ -68,7 +71,7 @@ def genotype_files(config: FsdConfig) -> dict[str, Genotype]:
         if problem:
             raise FsdError(f"{path}: not an architecture of the searched space ({problem})")
         name = Path(path).stem
-        if name in chosen or name.startswith(("random-", "searched-seed")):
+        if name in chosen or name.startswith(("random-", SEARCHED_PREFIX)):
             raise FsdError(f"{path}: the name {name!r} is taken by another ranked architecture; rename the file")
         chosen[name] = genotype
     return chosen
@@ -80,7 +83,7 @@ def ranked_architectures(config: FsdConfig, out: Path, results: Path, device: st
     chosen: dict[str, Genotype] = {f"random-{k}": random_genotype(config, RANDOM_SEED_BASE + k) for k in range(ranking.random_genotypes)}
     chosen.update(genotype_files(config))
     for seed in ranking.search_seeds:
-        chosen[f"searched-seed{seed}"] = run_search(config, out, results, seed, device, progress)
+        chosen[f"{SEARCHED_PREFIX}{seed}"] = run_search(config, out, results, seed, device, progress)
     if len(chosen) < 3:
         raise FsdError(f"a ranking needs at least 3 architectures; bench.ranking gives {len(chosen)}")
     return chosen
@@ -199,10 +202,12 @@ def proxy_file(results: Path, seed: int, metric: str, own: bool) -> Path:
 
 def score_with_supernet(
     architectures: dict[str, Genotype], seed: int, metric: str, own: bool, out: Path, results: Path, device: str, progress: bool
-) -> Path:
+) -> Path | None:
     """Search ``seed``'s proxy score of every architecture with the ``metric`` proxy (only those
     not scored before; the file is written after each, since a short-training proxy takes
-    minutes per architecture); ``own``: the proxy the search's selection used."""
+    minutes per architecture); ``own``: the proxy the search's selection used. Where scores are
+    missing and the search's supernet is not in ``out`` (its record came from another machine),
+    warns and leaves them out: the file as it is, or None."""
     result_file = proxy_file(results, seed, metric, own)
     record: dict[str, Any] = json.loads(result_file.read_text()) if result_file.is_file() else {}
     if record.get("selection_metric", metric) != metric:
@@ -214,7 +219,16 @@ def score_with_supernet(
     if not missing and described.items() <= record.items():
         return result_file
     if missing:
-        proxy = supernet_proxy(out / "search" / f"seed{seed}", resolve_device(device), metric)
+        run = out / "search" / f"seed{seed}"
+        if not (run / SEARCH_CHECKPOINT).is_file():
+            # the search record was committed from another machine; its supernet stayed there
+            typer.echo(
+                f"warning: search seed {seed}'s supernet ({run / SEARCH_CHECKPOINT}) is not on this machine, so its "
+                f"{metric} scores of {len(missing)} architecture(s) are left out; the report goes on without them",
+                err=True,
+            )
+            return result_file if result_file.is_file() else None
+        proxy = supernet_proxy(run, resolve_device(device), metric)
         record.update({"metric": proxy.metric, "command": shlex.join(sys.argv), **described})
         bar = progress_bar(total=len(missing), desc=f"search {seed} {metric} scores", disable=not progress)
         for name in missing:
@@ -251,5 +265,7 @@ def run_ranking_benchmark(config: FsdConfig, out_dir: str | Path, results_dir: s
     ]
     for seed in config.bench.ranking.search_seeds:
         for metric, own in proxy_metrics(config):
-            files.append(score_with_supernet(architectures, seed, metric, own, out, results, device, progress))
+            scored = score_with_supernet(architectures, seed, metric, own, out, results, device, progress)
+            if scored is not None:
+                files.append(scored)
     return files

@@ -28,6 +28,8 @@ TAU_TARGET = 0.5
 #: a searched genotype's test sens@4 must be within this of the best known architecture's (and
 #: at least the best random architecture's)
 TOP_MARGIN = 0.03
+#: how the ranking names the genotype a search seed derived (``searched-seed<k>``)
+SEARCHED_PREFIX = "searched-seed"
 
 
 def top_of_space_claim(ranking: dict[str, Any], provisional: bool = False) -> str | None:
@@ -117,12 +119,8 @@ def search_ranking(rows: list[dict[str, Any]], proxy: dict[str, Any], replicates
     proxy_scores = [proxy["scores"][r["name"]] for r in scored]
     val = [r["val"] for r in scored]
     test = [r["test sens@4"] for r in scored]
-    seed = int(proxy["search_seed"])
-    own = next((r for r in scored if r["name"] == f"searched-seed{seed}"), None)
-    by_val = sorted(scored, key=lambda r: -r["val"])
-    randoms = [r for r in scored if r["name"].startswith("random-")]
     return {
-        "search_seed": seed,
+        **search_outcome(scored, int(proxy["search_seed"])),
         "architectures": len(scored),
         "not_finite": sorted(r["name"] for r in usable if r not in scored),
         "not_trained": sorted(set(proxy["scores"]) - {r["name"] for r in rows}),
@@ -134,12 +132,28 @@ def search_ranking(rows: list[dict[str, Any]], proxy: dict[str, Any], replicates
         "tau_test": _finite(kendall_tau_b(proxy_scores, test)),
         "tau_test_ci": [_finite(v) for v in kendall_tau_interval(proxy_scores, test, replicates)],
         "proxy_top": max(scored, key=lambda r: proxy["scores"][r["name"]])["name"] if scored else None,
+    }
+
+
+def search_outcome(rows: list[dict[str, Any]], seed: int) -> dict[str, Any]:
+    """Where search ``seed``'s genotype lands among ``rows`` (architectures with finite scores):
+    its val rank and test sens@4, beside the best random and the best known architecture's."""
+    own = next((r for r in rows if r["name"] == f"{SEARCHED_PREFIX}{seed}"), None)
+    by_val = sorted(rows, key=lambda r: -r["val"])
+    randoms = [r for r in rows if r["name"].startswith("random-")]
+    return {
+        "search_seed": seed,
         "searched": own["name"] if own else None,
         "searched_val_rank": by_val.index(own) + 1 if own else None,
         "searched_test_sens@4": own["test sens@4"] if own else None,
-        "best_known_test_sens@4": max(r["test sens@4"] for r in scored) if scored else None,
+        "best_known_test_sens@4": max(r["test sens@4"] for r in rows) if rows else None,
         "best_random_test_sens@4": max((r["test sens@4"] for r in randoms), default=None),
     }
+
+
+def searched_seeds(rows: list[dict[str, Any]]) -> list[int]:
+    """The search seeds whose genotypes have stand-alone results."""
+    return sorted(int(r["name"].removeprefix(SEARCHED_PREFIX)) for r in rows if r["name"].startswith(SEARCHED_PREFIX))
 
 
 def reference_rankings(rows: list[dict[str, Any]], replicates: int) -> list[dict[str, Any]]:
@@ -259,8 +273,15 @@ def summarize_ranking(results: str | Path, metric: str, replicates: int = 2000, 
         if r["not_finite"]:
             lines.append(f"  Left out for a non-finite score: {', '.join(r['not_finite'])}.")
     provisional = len({row["seeds"] for row in rows}) > 1 or any(r["not_trained"] for r in rankings)
-    one_per_seed = {r["search_seed"]: r for r in rankings}  # several proxies of one search: one claim
-    lines += [claim for claim in (top_of_space_claim(r, provisional) for r in one_per_seed.values()) if claim is not None]
+    finite = [r for r in rows if np.isfinite(r["val"]) and np.isfinite(r["test sens@4"])]
+    seeds = sorted(set(searched_seeds(rows)) | {r["search_seed"] for r in rankings})  # one claim per search, not per proxy
+    lines += [claim for claim in (top_of_space_claim(search_outcome(finite, seed), provisional) for seed in seeds) if claim is not None]
+    unscored = sorted(set(searched_seeds(rows)) - {r["search_seed"] for r in rankings})
+    if unscored:
+        lines.append(
+            f"- No supernet scores for search seed(s) {', '.join(map(str, unscored))}: the search ran on another machine and "
+            "its supernet checkpoint stayed there (a ranking keeps each search's record, not its checkpoint)."
+        )
     lines += [
         "",
         "| architecture | seeds | params (M) | val " + metric + " | val sens@4 | test sens@4 | test FROC mean | "

@@ -27,6 +27,7 @@ from fsd.errors import FsdError
 from fsd.models import Genotype, load_genotype
 from fsd.models.genotype import genotype_from_dict
 from search.loop import search
+from search.proxy import SEARCH_CHECKPOINT
 
 #: config sections that do not change what a search does (left out of the comparison)
 NOT_SEARCH_SETTINGS = ("name", "bench")
@@ -104,7 +105,7 @@ def run_search(config: FsdConfig, out: Path, results: Path, seed: int, device: s
         recorded = committed_search(config, results, seed)
         if recorded is not None:
             return recorded
-        search(seeded, run, resume=(run / "search_last.pt").is_file(), device=device, progress=progress)
+        search(seeded, run, resume=(run / SEARCH_CHECKPOINT).is_file(), device=device, progress=progress)
     summary = json.loads((run / "search_summary.json").read_text())
     searched_with = load_config(run / "config.yaml") if (run / "config.yaml").is_file() else seeded
     if search_settings(searched_with) != search_settings(seeded):

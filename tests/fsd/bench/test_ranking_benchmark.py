@@ -65,7 +65,7 @@ def ranking_config(root: Path, extra: list[Path]) -> FsdConfig:
 
 
 @pytest.mark.slow
-def test_ranking_benchmark_end_to_end(tmp_path: Path):
+def test_ranking_benchmark_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     mine = make_genotype(8, [(8, ["conv_3x3"]), (16, ["ir_k3_e3"]), (16, ["conv_3x3"]), (24, ["ir_k3_e3"])], 8, ["conv_3x3", "skip", "conv_3x3"]).save(
         tmp_path / "all_conv.json"
     )
@@ -108,6 +108,16 @@ def test_ranking_benchmark_end_to_end(tmp_path: Path):
     other = config.model_copy(update={"search": config.search.model_copy(update={"epochs": 3})})
     assert recorded_genotype(record_file, search_config(other, 0)) is None, "a record of other search settings is not reused"
     assert recorded_genotype(record_file, search_config(config, 1)) is None, "nor one of another seed"
+    # and where a search's supernet scores were never taken, its supernet stayed on the machine that
+    # searched: the ranking warns, leaves them out and still judges the search's genotype
+    parked = tmp_path / "parked_proxy"
+    (results / "proxy").rename(parked)
+    assert run_ranking_benchmark(config, tmp_path / "runs", results, device="cpu", progress=False) == [f for f in files if f.parent.name != "proxy"]
+    assert "search seed 0's supernet" in capsys.readouterr().err
+    without = summarize_ranking(results, "froc_mean_0.5_4", replicates=50)
+    assert [line[:15] for line in without.splitlines() if "its genotype's test sens@4" in line] == ["- Search seed 0"]
+    assert "No supernet scores for search seed(s) 0" in without
+    parked.rename(results / "proxy")
 
     markdown = summarize_ranking(results, "froc_mean_0.5_4", replicates=200, command="fsd bench ranking --config toy.yaml")
     assert "Command: `fsd bench ranking --config toy.yaml`" in markdown
