@@ -21,9 +21,11 @@ class GatedModule(torch.nn.Module):
         self.inner = inner
         self.oom_above = oom_above
         self.gate = threading.Event()
+        self.entered = 0  # batches that reached the model (the gate holds them)
         self.sizes: list[int] = []
 
     def forward(self, images: list[torch.Tensor]):
+        self.entered += 1
         self.gate.wait(timeout=30)
         self.sizes.append(len(images))
         if self.oom_above is not None and len(images) > self.oom_above:
@@ -80,7 +82,9 @@ def test_full_queue_is_503_with_retry_after(make_app, gated, series_uploads):
 
     async def scenario(client, state):
         running = asyncio.create_task(_post_files(client, series_uploads[:1]))
-        await _until(lambda: module.sizes == [] and state.batcher.queue_depth == 0 and state.admission.active == 1)
+        # the first slice is inside the model, not still on its way to the queue: only then does the
+        # queue hold exactly what is posted next
+        await _until(lambda: module.entered == 1 and module.sizes == [] and state.batcher.queue_depth == 0)
         queued = asyncio.create_task(_post_files(client, series_uploads[1:3]))
         await _until(lambda: state.batcher.queue_depth == 2)
         rejected = await _post_files(client, series_uploads[3:4])
