@@ -274,9 +274,10 @@ def summarize_ranking(results: str | Path, metric: str, replicates: int = 2000, 
             lines.append(f"  Left out for a non-finite score: {', '.join(r['not_finite'])}.")
     provisional = len({row["seeds"] for row in rows}) > 1 or any(r["not_trained"] for r in rankings)
     finite = [r for r in rows if np.isfinite(r["val"]) and np.isfinite(r["test sens@4"])]
-    seeds = sorted(set(searched_seeds(rows)) | {r["search_seed"] for r in rankings})  # one claim per search, not per proxy
+    searched, scored = set(searched_seeds(rows)), {r["search_seed"] for r in rankings}
+    seeds = sorted(searched | scored)  # one claim per search, not per proxy
     lines += [claim for claim in (top_of_space_claim(search_outcome(finite, seed), provisional) for seed in seeds) if claim is not None]
-    unscored = sorted(set(searched_seeds(rows)) - {r["search_seed"] for r in rankings})
+    unscored = sorted(searched - scored)
     if unscored:
         lines.append(
             f"- No supernet scores for search seed(s) {', '.join(map(str, unscored))}: the search ran on another machine and "
